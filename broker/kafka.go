@@ -1,0 +1,179 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill"
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/microfn/microfn/internal/kafka"
+)
+
+// KafkaConfig configures a Kafka broker connection.
+type KafkaConfig struct {
+	// Brokers is "h1:9092,h2:9092" (a "kafka://" prefix is allowed).
+	// Empty means FN_BROKERS, else 127.0.0.1:9092.
+	Brokers string
+	// ClientID names the client in the broker's logs; default "microfn".
+	ClientID string
+	// Logger receives watermill's logs; nil discards them.
+	Logger watermill.LoggerAdapter
+	// Sarama adjusts the sarama configuration after microfn's defaults.
+	Sarama func(*sarama.Config)
+}
+
+func (c *KafkaConfig) setDefaults() {
+	if c.ClientID == "" {
+		c.ClientID = "microfn"
+	}
+	if c.Logger == nil {
+		c.Logger = watermill.NopLogger{}
+	}
+}
+
+// Kafka is a Broker on Apache Kafka through watermill-kafka and sarama.
+type Kafka struct {
+	cfg     KafkaConfig
+	brokers []string
+	pub     *wkafka.Publisher
+	onClose func() error
+
+	mu   sync.Mutex
+	subs []*wkafka.Subscriber
+}
+
+// NewKafka connects a publisher to Kafka; it fails when no broker answers.
+func NewKafka(_ context.Context, cfg KafkaConfig) (*Kafka, error) {
+	cfg.setDefaults()
+	brokers, err := kafka.Brokers(cfg.Brokers)
+	if err != nil {
+		return nil, err
+	}
+	k := &Kafka{cfg: cfg, brokers: brokers}
+	k.pub, err = wkafka.NewPublisher(wkafka.PublisherConfig{
+		Brokers:               brokers,
+		Marshaler:             Marshaler{},
+		OverwriteSaramaConfig: k.saramaConfig(),
+	}, cfg.Logger)
+	if err != nil {
+		return nil, Unreachable(brokers, err)
+	}
+	return k, nil
+}
+
+// Unreachable wraps a connection error with the addresses that were tried.
+func Unreachable(brokers []string, err error) error {
+	if errors.Is(err, sarama.ErrOutOfBrokers) {
+		return fmt.Errorf("cannot reach Kafka at %v: %w", brokers, err)
+	}
+	return fmt.Errorf("kafka at %v: %w", brokers, err)
+}
+
+func (k *Kafka) saramaConfig() *sarama.Config {
+	c := kafka.Config(k.cfg.ClientID)
+	if k.cfg.Sarama != nil {
+		k.cfg.Sarama(c)
+	}
+	return c
+}
+
+// Brokers returns the broker addresses in use.
+func (k *Kafka) Brokers() []string { return k.brokers }
+
+// Publish publishes messages synchronously, in order.
+func (k *Kafka) Publish(topic string, msgs ...*message.Message) error {
+	return k.pub.Publish(topic, msgs...)
+}
+
+// Subscriber returns a consumer-group subscriber. It commits a message's
+// offset when the message is acked; it starts a new group at the oldest
+// offset, so nothing published before the group's first member is missed.
+func (k *Kafka) Subscriber(group string) (message.Subscriber, error) {
+	sc := k.saramaConfig()
+	// watermill-kafka marks offsets on Ack; let sarama commit them.
+	sc.Consumer.Offsets.AutoCommit.Enable = true
+	s, err := wkafka.NewSubscriber(wkafka.SubscriberConfig{
+		Brokers:               k.brokers,
+		Unmarshaler:           Marshaler{},
+		OverwriteSaramaConfig: sc,
+		ConsumerGroup:         group,
+		NackResendSleep:       wkafka.NoSleep,
+	}, k.cfg.Logger)
+	if err != nil {
+		return nil, Unreachable(k.brokers, err)
+	}
+	k.mu.Lock()
+	k.subs = append(k.subs, s)
+	k.mu.Unlock()
+	return s, nil
+}
+
+// Close closes the publisher, every subscriber handed out, and the
+// embedded broker if Open started one.
+func (k *Kafka) Close() error {
+	k.mu.Lock()
+	subs := k.subs
+	k.subs = nil
+	k.mu.Unlock()
+	var errs []error
+	for _, s := range subs {
+		errs = append(errs, s.Close())
+	}
+	errs = append(errs, k.pub.Close())
+	if k.onClose != nil {
+		errs = append(errs, k.onClose())
+	}
+	return errors.Join(errs...)
+}
+
+// Marshaler maps watermill messages to Kafka records and back, keeping the
+// record exactly as another Kafka client would see it: the value is the
+// payload, each metadata entry is a header, MetadataKey is the record key,
+// and the watermill UUID travels in a header only when it is set.
+type Marshaler struct{}
+
+// Marshal implements watermill-kafka's Marshaler.
+func (Marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMessage, error) {
+	pm := &sarama.ProducerMessage{Topic: topic}
+	if msg.Payload != nil {
+		pm.Value = sarama.ByteEncoder(msg.Payload)
+	}
+	if msg.UUID != "" {
+		pm.Headers = append(pm.Headers, sarama.RecordHeader{Key: []byte(wkafka.UUIDHeaderKey), Value: []byte(msg.UUID)})
+	}
+	for k, v := range msg.Metadata {
+		if k == MetadataKey {
+			pm.Key = sarama.ByteEncoder(v)
+			continue
+		}
+		if k == wkafka.UUIDHeaderKey {
+			return nil, fmt.Errorf("header %s is reserved for the watermill message UUID", k)
+		}
+		pm.Headers = append(pm.Headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+	}
+	return pm, nil
+}
+
+// Unmarshal implements watermill-kafka's Unmarshaler.
+func (Marshaler) Unmarshal(km *sarama.ConsumerMessage) (*message.Message, error) {
+	md := make(message.Metadata, len(km.Headers)+1)
+	var id string
+	for _, h := range km.Headers {
+		if string(h.Key) == wkafka.UUIDHeaderKey {
+			id = string(h.Value)
+			continue
+		}
+		md[string(h.Key)] = string(h.Value)
+	}
+	if km.Key != nil {
+		md[MetadataKey] = string(km.Key)
+	}
+	m := message.NewMessage(id, km.Value)
+	m.Metadata = md
+	return m, nil
+}

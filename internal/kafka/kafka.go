@@ -1,0 +1,133 @@
+// Package kafka holds the sarama settings and broker-address parsing that
+// every microfn Kafka client shares, so the standalone function mode, the
+// broker adapter and fnctl speak to Kafka the same way.
+package kafka
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// DefaultBrokers is where microfn looks for Kafka when nothing else is
+// configured: the embedded broker that `fnctl up` and `fnctl broker` run.
+const DefaultBrokers = "127.0.0.1:9092"
+
+// EnvBrokers names the environment variable that overrides DefaultBrokers.
+const EnvBrokers = "FN_BROKERS"
+
+// Brokers returns the broker list from flag (when non-empty), else from
+// FN_BROKERS, else DefaultBrokers.
+func Brokers(flag string) ([]string, error) {
+	s := flag
+	if s == "" {
+		s = os.Getenv(EnvBrokers)
+	}
+	if s == "" {
+		s = DefaultBrokers
+	}
+	return ParseBrokers(s)
+}
+
+// ParseBrokers parses "h1:9092,h2:9092", optionally prefixed by "kafka://".
+func ParseBrokers(s string) ([]string, error) {
+	s = strings.TrimPrefix(strings.TrimSpace(s), "kafka://")
+	var out []string
+	for _, b := range strings.Split(s, ",") {
+		b = strings.TrimSpace(b)
+		if b == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(b)
+		if err != nil || host == "" || port == "" {
+			return nil, fmt.Errorf("invalid broker address %q: want host:port", b)
+		}
+		out = append(out, b)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no broker address in %q", s)
+	}
+	return out, nil
+}
+
+// Version is the Kafka protocol version microfn speaks: Kafka 3.0 and
+// newer (and the embedded broker) accept it, and it has record headers.
+var Version = sarama.V3_0_0_0
+
+// Config returns a sarama configuration for microfn clients: headers
+// supported, new consumer groups start at the oldest offset (a function
+// deployed after its first events must still see them), offsets are
+// committed explicitly, and a missing broker fails fast instead of
+// retrying for minutes.
+func Config(clientID string) *sarama.Config {
+	c := sarama.NewConfig()
+	c.ClientID = clientID
+	c.Version = Version
+	c.Net.DialTimeout = 5 * time.Second
+	c.Metadata.Retry.Max = 3
+	c.Metadata.Retry.Backoff = 250 * time.Millisecond
+	c.Metadata.AllowAutoTopicCreation = true
+
+	c.Producer.RequiredAcks = sarama.WaitForAll
+	c.Producer.Return.Successes = true
+	c.Producer.Return.Errors = true
+	c.Producer.Retry.Max = 5
+	c.Producer.Retry.Backoff = 100 * time.Millisecond
+	c.Producer.Partitioner = sarama.NewHashPartitioner
+	c.Producer.MaxMessageBytes = 4 << 20
+
+	c.Consumer.Return.Errors = true
+	c.Consumer.Offsets.Initial = sarama.OffsetOldest
+	c.Consumer.Offsets.AutoCommit.Enable = false
+	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
+	c.Consumer.Group.Heartbeat.Interval = 1 * time.Second
+	c.Consumer.Group.Session.Timeout = 10 * time.Second
+	c.Consumer.Group.Rebalance.Timeout = 10 * time.Second
+	c.Consumer.MaxWaitTime = 250 * time.Millisecond
+	return c
+}
+
+// Headers converts sarama record headers to a map. A repeated key keeps
+// its last value, as watermill's metadata does.
+func Headers(hs []*sarama.RecordHeader) map[string]string {
+	m := make(map[string]string, len(hs))
+	for _, h := range hs {
+		if h == nil {
+			continue
+		}
+		m[string(h.Key)] = string(h.Value)
+	}
+	return m
+}
+
+// RecordHeaders converts a header map to sarama record headers.
+func RecordHeaders(m map[string]string) []sarama.RecordHeader {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]sarama.RecordHeader, 0, len(m))
+	for k, v := range m {
+		out = append(out, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+	}
+	return out
+}
+
+// MetadataKey is the watermill metadata entry that carries the Kafka record
+// key through microfn's watermill adapter.
+const MetadataKey = "_kafka_key"
+
+// ProducerMessage builds a record, keeping a nil key or value null.
+func ProducerMessage(topic string, key, value []byte, headers map[string]string) *sarama.ProducerMessage {
+	pm := &sarama.ProducerMessage{Topic: topic, Headers: RecordHeaders(headers)}
+	if key != nil {
+		pm.Key = sarama.ByteEncoder(key)
+	}
+	if value != nil {
+		pm.Value = sarama.ByteEncoder(value)
+	}
+	return pm
+}
