@@ -1,0 +1,110 @@
+// Package cli implements fnctl's commands. Each command has an Options
+// struct, a newCmdX constructor that parses flags into it, and a runX that
+// does the work, so tests can drive either half.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes of fnctl.
+const (
+	ExitOK      = 0
+	ExitFailure = 1 // the command could not do its job (broker unreachable, ...)
+	ExitUsage   = 2 // bad flags or arguments
+)
+
+// IO is the streams a command reads and writes.
+type IO struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// usageError marks bad input from the user: exit code ExitUsage.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// Main runs fnctl with args and returns its exit code. Errors are one
+// line on stderr.
+func Main(args []string, in io.Reader, out, errw io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	streams := IO{In: in, Out: out, Err: errw}
+	root := newRootCmd(streams)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(errw, "fnctl: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
+	var ue usageError
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
+		return ExitUsage
+	}
+	return ExitFailure
+}
+
+func newRootCmd(streams IO) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "fnctl",
+		Short: "Run, feed and inspect microfn functions on Kafka",
+		Long: `fnctl runs, feeds and inspects microfn functions on Kafka.
+
+Commands that talk to Kafka take --brokers host:port,... (or FN_BROKERS);
+the default, 127.0.0.1:9092, is the embedded broker of 'fnctl broker'.
+
+Exit codes: 0 success, 1 failure, 2 bad flags or arguments.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.Err)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		newCmdBroker(streams, nil),
+		newCmdPublish(streams, nil),
+		newCmdTail(streams, nil),
+	)
+	return root
+}
+
+// exactArgs is cobra.RangeArgs that reports a usage error.
+func rangeArgs(lo, hi int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) < lo || len(args) > hi {
+			return usagef("want %s, got %d argument(s)", what, len(args))
+		}
+		return nil
+	}
+}
+
+// StateDir is where fnctl keeps its state: $FN_STATE, else
+// $XDG_STATE_HOME/microfn, else ~/.local/state/microfn.
+func StateDir() string {
+	if d := os.Getenv("FN_STATE"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "microfn")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "microfn")
+	}
+	return filepath.Join(os.TempDir(), "microfn")
+}
