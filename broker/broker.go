@@ -29,7 +29,7 @@ type Broker interface {
 	message.Publisher
 	// Subscriber returns a subscriber that is a member of group: each
 	// message of a topic goes to one subscriber of the group. An Ack
-	// commits the message; a Nack redelivers it.
+	// commits the message; a Nack redelivers it. The caller closes it.
 	Subscriber(group string) (message.Subscriber, error)
 }
 

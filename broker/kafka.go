@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
@@ -42,9 +41,6 @@ type Kafka struct {
 	brokers []string
 	pub     *wkafka.Publisher
 	onClose func() error
-
-	mu   sync.Mutex
-	subs []*wkafka.Subscriber
 }
 
 // NewKafka connects a publisher to Kafka; it fails when no broker answers.
@@ -103,28 +99,19 @@ func (k *Kafka) Subscriber(group string) (message.Subscriber, error) {
 		OverwriteSaramaConfig: sc,
 		ConsumerGroup:         group,
 		NackResendSleep:       wkafka.NoSleep,
+		// SubscribeInitialize creates topics with the broker's defaults.
+		InitializeTopicDetails: &sarama.TopicDetail{NumPartitions: -1, ReplicationFactor: -1},
 	}, k.cfg.Logger)
 	if err != nil {
 		return nil, Unreachable(k.brokers, err)
 	}
-	k.mu.Lock()
-	k.subs = append(k.subs, s)
-	k.mu.Unlock()
 	return s, nil
 }
 
-// Close closes the publisher, every subscriber handed out, and the
-// embedded broker if Open started one.
+// Close closes the publisher and the embedded broker if Open started one.
+// Subscribers belong to whoever asked for them: close them first.
 func (k *Kafka) Close() error {
-	k.mu.Lock()
-	subs := k.subs
-	k.subs = nil
-	k.mu.Unlock()
-	var errs []error
-	for _, s := range subs {
-		errs = append(errs, s.Close())
-	}
-	errs = append(errs, k.pub.Close())
+	errs := []error{k.pub.Close()}
 	if k.onClose != nil {
 		errs = append(errs, k.onClose())
 	}

@@ -9,8 +9,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Exit codes of a function binary run by Main.
@@ -36,7 +38,54 @@ const (
 const (
 	EnvDescribe   = "FN_DESCRIBE"   // "1": print the manifest and exit
 	EnvSubscriber = "FN_SUBSCRIBER" // which subscriber to run, when there are several
+
+	// Overrides of the chosen subscriber's declared options, as `fnctl
+	// deploy` flags set them; handy to run a binary on another topic.
+	EnvTopic       = "FN_TOPIC"
+	EnvGroup       = "FN_GROUP"
+	EnvDeadLetter  = "FN_DEAD_LETTER"
+	EnvMaxAttempts = "FN_MAX_ATTEMPTS"
+	EnvTimeout     = "FN_TIMEOUT" // a Go duration, e.g. 5s
 )
+
+// withEnv returns a copy of f with the FN_* overrides applied.
+func (f *Func) withEnv(getenv func(string) string) (*Func, error) {
+	g := *f
+	if v := getenv(EnvTopic); v != "" {
+		if g.spec.deadLetter == f.topic+DeadLetterSuffix {
+			g.spec.deadLetter = v + DeadLetterSuffix
+		}
+		g.topic = v
+	}
+	var opts []Option
+	if v := getenv(EnvGroup); v != "" {
+		opts = append(opts, Group(v))
+	}
+	if v := getenv(EnvDeadLetter); v != "" {
+		opts = append(opts, DeadLetter(v))
+	}
+	if v := getenv(EnvMaxAttempts); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s=%q is not a number", EnvMaxAttempts, v)
+		}
+		opts = append(opts, MaxAttempts(n))
+	}
+	if v := getenv(EnvTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s=%q is not a duration (like 5s)", EnvTimeout, v)
+		}
+		opts = append(opts, Timeout(d))
+	}
+	for _, o := range opts {
+		o(&g.spec)
+	}
+	if g.spec.err != nil {
+		return nil, fmt.Errorf("subscriber %q: %w", g.name, g.spec.err)
+	}
+	return &g, nil
+}
 
 // Manifest describes a function binary's subscribers. --describe prints it
 // as JSON.
@@ -115,6 +164,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitOK
 	}
 	f, err := choose(funcs, *name)
+	if err == nil {
+		f, err = f.withEnv(os.Getenv)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "fn: %v\n", err)
 		return ExitUsage

@@ -66,6 +66,7 @@ func Serve(ctx context.Context, b Broker, opts ...ServeOption) error {
 		if err != nil {
 			return fmt.Errorf("fn.Serve: subscriber for %q: %w", f.name, err)
 		}
+		defer sub.Close()
 		ch, err := sub.Subscribe(ctx, f.topic)
 		if err != nil {
 			return fmt.Errorf("fn.Serve: subscribe %q to %s: %w", f.name, f.topic, err)

@@ -36,7 +36,11 @@ func standalone(ctx context.Context, f *Func, brokersFlag string, stderr io.Writ
 		fmt.Fprintf(stderr, "fn: %v\n", err)
 		return ExitUsage
 	}
-	client, err := sarama.NewClient(brokers, kafka.Config("microfn-"+f.name))
+	cfg := kafka.Config("microfn-" + f.name)
+	// Leaving the group waits for the partition consumers' long-polls to
+	// end: keep them short, a one-shot process has nothing else to wait for.
+	cfg.Consumer.MaxWaitTime = 50 * time.Millisecond
+	client, err := sarama.NewClient(brokers, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "fn: cannot reach Kafka at %v: %v\n", brokers, err)
 		return ExitBroker
@@ -97,7 +101,11 @@ type oneShot struct {
 	done   chan int
 }
 
-func (s *oneShot) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (s *oneShot) Setup(sess sarama.ConsumerGroupSession) error {
+	s.log.Info("joined; waiting for a message", "group", s.f.spec.group, "generation", sess.GenerationID())
+	return nil
+}
+
 func (s *oneShot) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
 func (s *oneShot) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {

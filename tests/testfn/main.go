@@ -10,13 +10,11 @@
 //	sleep=D       sleep for duration D, then succeed
 //
 // Anything after a space is ignored (the tests put a message id there).
-// Every invocation appends one JSON line to $TESTFN_LOG: pid, key, topic,
-// partition, offset, attempt, value and the headers.
+// Every invocation appends a testlog.Record to $TESTFN_LOG when it starts.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -25,31 +23,21 @@ import (
 	"time"
 
 	"github.com/microfn/microfn/fn"
+	"github.com/microfn/microfn/internal/testlog"
 )
-
-// Record is one line of $TESTFN_LOG.
-type Record struct {
-	PID       int               `json:"pid"`
-	Key       *string           `json:"key"`
-	Topic     string            `json:"topic"`
-	Partition int32             `json:"partition"`
-	Offset    int64             `json:"offset"`
-	Attempt   int               `json:"attempt"`
-	Value     []byte            `json:"value"`
-	Null      bool              `json:"null"`
-	Headers   map[string]string `json:"headers"`
-}
 
 func handle(ctx context.Context, v []byte) error {
 	m := fn.MessageFrom(ctx)
-	r := Record{PID: os.Getpid(), Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
-		Attempt: m.Attempt, Value: v, Null: v == nil, Headers: m.Headers}
+	r := testlog.Record{PID: os.Getpid(), Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
+		Attempt: m.Attempt, Value: v, Null: v == nil, Headers: m.Headers, Phase: "start"}
 	if m.Key != nil {
 		k := string(m.Key)
 		r.Key = &k
 	}
-	if err := record(r); err != nil {
-		return err
+	if path := os.Getenv("TESTFN_LOG"); path != "" {
+		if err := testlog.Append(path, r); err != nil {
+			return err
+		}
 	}
 	cmd, _, _ := strings.Cut(string(v), " ")
 	op, arg, _ := strings.Cut(cmd, "=")
@@ -78,34 +66,8 @@ func handle(ctx context.Context, v []byte) error {
 	return nil
 }
 
-func record(r Record) error {
-	path := os.Getenv("TESTFN_LOG")
-	if path == "" {
-		return nil
-	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	// One write of a line under O_APPEND: concurrent processes never interleave.
-	_, err = f.Write(append(b, '\n'))
-	return err
-}
-
 func main() {
-	topic := os.Getenv("TESTFN_TOPIC")
-	if topic == "" {
-		topic = "testfn"
-	}
-	attempts, _ := strconv.Atoi(os.Getenv("TESTFN_ATTEMPTS"))
-	if attempts == 0 {
-		attempts = 3
-	}
-	fn.Subscribe("testfn", topic, handle, fn.MaxAttempts(attempts), fn.Timeout(10*time.Second))
+	// The tests choose the topic and attempts with FN_TOPIC and FN_MAX_ATTEMPTS.
+	fn.Subscribe("testfn", "testfn", handle, fn.MaxAttempts(3), fn.Timeout(10*time.Second))
 	fn.Main()
 }

@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestPublishFlags(t *testing.T) {
+	cases := []struct {
+		args    []string
+		wantErr string
+		check   func(PublishOptions) bool
+	}{
+		{[]string{"t", "v", "--key", "k", "-H", "a=b", "-H", "c="}, "", func(o PublishOptions) bool {
+			return o.Topic == "t" && *o.Value == "v" && *o.Key == "k" && o.Headers["a"] == "b" && o.Headers["c"] == "" && len(o.Headers) == 2
+		}},
+		{[]string{"t"}, "", func(o PublishOptions) bool { return o.Value == nil && o.Key == nil }},
+		{[]string{"t", "--key", ""}, "", func(o PublishOptions) bool { return o.Key != nil && *o.Key == "" }},
+		{[]string{"t", "--null"}, "", func(o PublishOptions) bool { return o.Null }},
+		{[]string{}, "want TOPIC", nil},
+		{[]string{"t", "v", "x"}, "want TOPIC", nil},
+		{[]string{"t", "v", "--header", "novalue"}, `malformed --header "novalue"`, nil},
+		{[]string{"t", "v", "--header", "=v"}, `malformed --header "=v"`, nil},
+		{[]string{"t", "v", "--null"}, "exclude each other", nil},
+		{[]string{"t", "v", "--count", "0"}, "--count must be at least 1", nil},
+	}
+	for _, c := range cases {
+		var got PublishOptions
+		cmd := newCmdPublish(IO{}, func(_ context.Context, o PublishOptions) error { got = o; return nil })
+		cmd.SetArgs(c.args)
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&bytes.Buffer{})
+		err := cmd.Execute()
+		if c.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("%v: err %v, want %q", c.args, err, c.wantErr)
+			}
+			continue
+		}
+		if err != nil || !c.check(got) {
+			t.Errorf("%v: err %v, options %+v", c.args, err, got)
+		}
+	}
+}
+
+func TestTailFlags(t *testing.T) {
+	var got TailOptions
+	cmd := newCmdTail(IO{}, func(_ context.Context, o TailOptions) error { got = o; return nil })
+	cmd.SetArgs([]string{"t.dlq", "--from-beginning", "-n", "5", "-o", "json"})
+	if err := cmd.Execute(); err != nil || got.Topic != "t.dlq" || !got.FromBeginning || got.Max != 5 || got.Output != "json" {
+		t.Fatalf("err %v, options %+v", err, got)
+	}
+	cmd = newCmdTail(IO{}, func(context.Context, TailOptions) error { return nil })
+	cmd.SetArgs([]string{"t", "-o", "yaml"})
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "-o must be text or json") {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// Main turns every error into one line on stderr and the right exit code.
+func TestMainExitCodesAndOneLineErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"publish"}, ExitUsage, "fnctl: want TOPIC"},
+		{[]string{"publish", "t", "v", "--nope"}, ExitUsage, "fnctl: unknown flag: --nope"},
+		{[]string{"nope"}, ExitUsage, `fnctl: unknown command "nope"`},
+		{[]string{"broker", "--partitions", "0"}, ExitUsage, "fnctl: --partitions must be at least 1"},
+		{[]string{"publish", "t", "v", "--brokers", "bad"}, ExitUsage, `fnctl: invalid broker address "bad"`},
+		{[]string{"publish", "t", "v", "--brokers", "127.0.0.1:1"}, ExitFailure, "fnctl: cannot reach Kafka at [127.0.0.1:1]"},
+		{[]string{"tail", "t", "--brokers", "127.0.0.1:1"}, ExitFailure, "fnctl: cannot reach Kafka at [127.0.0.1:1]"},
+	}
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		code := Main(c.args, strings.NewReader(""), &out, &errb)
+		if code != c.code || !strings.HasPrefix(errb.String(), c.want) || strings.Count(errb.String(), "\n") != 1 {
+			t.Errorf("fnctl %v: exit %d, stderr %q; want exit %d and one line starting %q", c.args, code, errb.String(), c.code, c.want)
+		}
+	}
+}
