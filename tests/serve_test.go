@@ -1,0 +1,74 @@
+package tests
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/microfn/microfn/broker"
+	"github.com/microfn/microfn/fn"
+	"github.com/microfn/microfn/internal/testenv"
+)
+
+// fn.Serve hosts handlers in-process with the same semantics: acked
+// messages publish their events, failing ones are retried then
+// dead-lettered, permanent ones dead-lettered at once.
+func TestServeSemantics(t *testing.T) {
+	env := testenv.Broker(t)
+	topic := testenv.Topic(t)
+	var calls atomic.Int32
+	f := fn.New("serve-test", topic, func(ctx context.Context, v []byte) error {
+		calls.Add(1)
+		switch string(v) {
+		case "fail":
+			return errors.New("always fails")
+		case "permanent":
+			return fn.Permanent(errors.New("bad input"))
+		}
+		return fn.Emit(ctx, topic+"-out", v, fn.WithKey(string(fn.MessageFrom(ctx).Key)))
+	}, fn.MaxAttempts(2), fn.Group(topic))
+
+	b, err := broker.NewKafka(context.Background(), broker.KafkaConfig{Brokers: env.Brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	produce(t, env.Brokers, topic,
+		record{key: []byte("a"), value: []byte("ok-1")}, record{key: []byte("b"), value: []byte("fail")},
+		record{key: []byte("c"), value: []byte("permanent")}, record{key: []byte("a"), value: []byte("ok-2")})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- fn.Serve(ctx, b, fn.ServeFuncs(f)) }()
+
+	out := consumeAll(t, env.Brokers, topic+"-out", 2, 60*time.Second)
+	dls := consumeAll(t, env.Brokers, topic+fn.DeadLetterSuffix, 2, 60*time.Second)
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Serve did not return within 30s of cancel")
+	}
+	got := map[string]string{}
+	for _, m := range out {
+		got[string(m.Value)] = string(m.Key)
+	}
+	if got["ok-1"] != "a" || got["ok-2"] != "a" {
+		t.Errorf("emitted %v", got)
+	}
+	reasons := map[string]string{}
+	for _, m := range dls {
+		reasons[string(m.Value)] = header(m, fn.HeaderReason) + "/" + header(m, fn.HeaderAttempts)
+	}
+	if reasons["fail"] != "exhausted/2" || reasons["permanent"] != "permanent/1" {
+		t.Errorf("dead letters %v", reasons)
+	}
+	if n := calls.Load(); n != 5 {
+		t.Errorf("%d handler calls, want 5 (2 ok, 2 attempts of fail, 1 permanent)", n)
+	}
+}
