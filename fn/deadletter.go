@@ -22,6 +22,10 @@ const (
 	HeaderPartition = "fn_original_partition"
 	HeaderOffset    = "fn_original_offset"
 	HeaderTime      = "fn_dead_lettered_at"
+	// Set by the restarter when the process itself failed.
+	HeaderExitCode = "fn_exit_code" // the process's exit code
+	HeaderSignal   = "fn_signal"    // the signal that ended the process
+	HeaderStderr   = "fn_stderr"    // the tail of the process's output, at most 4 KiB
 )
 
 // Reasons for dead-lettering, in HeaderReason.
@@ -37,6 +41,12 @@ const maxErrorHeader = 4 << 10
 // invocation r: the original key, value and headers plus headers naming
 // the failure, the attempts, the function and the record's origin.
 func (f *Func) DeadLetterEvent(m *Message, r Result) Event {
+	return DeadLetterRecord(f.name, f.spec.deadLetter, m, r)
+}
+
+// DeadLetterRecord is DeadLetterEvent for a function known by name and
+// dead-letter topic, as the restarter knows it.
+func DeadLetterRecord(function, topic string, m *Message, r Result) Event {
 	h := maps.Clone(m.Headers)
 	if h == nil {
 		h = map[string]string{}
@@ -52,17 +62,24 @@ func (f *Func) DeadLetterEvent(m *Message, r Result) Event {
 	if r.Err != nil {
 		errText = r.Err.Error()
 	}
-	if len(errText) > maxErrorHeader {
-		errText = errText[:maxErrorHeader]
-	}
+	errText = Truncate(errText, maxErrorHeader)
 	h[HeaderReason] = reason
 	h[HeaderFailure] = r.Failure
 	h[HeaderError] = errText
 	h[HeaderAttempts] = strconv.Itoa(m.Attempt)
-	h[HeaderFunction] = f.name
+	h[HeaderFunction] = function
 	h[HeaderTopic] = m.Topic
 	h[HeaderPartition] = strconv.FormatInt(int64(m.Partition), 10)
 	h[HeaderOffset] = strconv.FormatInt(m.Offset, 10)
 	h[HeaderTime] = time.Now().UTC().Format(time.RFC3339Nano)
-	return Event{Topic: f.spec.deadLetter, Key: m.Key, Value: m.Value, Headers: h}
+	return Event{Topic: topic, Key: m.Key, Value: m.Value, Headers: h}
+}
+
+// Truncate cuts s to at most n bytes, keeping the end, where the last
+// error lines are.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
 }

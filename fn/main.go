@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/microfn/microfn/internal/pipe"
 )
 
 // Exit codes of a function binary run by Main.
@@ -170,6 +172,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "fn: %v\n", err)
 		return ExitUsage
+	}
+	if spec := os.Getenv(pipe.EnvPipe); spec != "" {
+		return runChild(f, spec, stderr)
 	}
 	return runStandalone(ctx, f, *brokers, stderr)
 }

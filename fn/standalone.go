@@ -4,7 +4,6 @@ package fn
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -190,50 +189,18 @@ func (s *oneShot) handle(sess sarama.ConsumerGroupSession, km *sarama.ConsumerMe
 // fetchAttempts reads the failure records kept in the partition's
 // committed offset metadata.
 func (s *oneShot) fetchAttempts(topic string, partition int32) ([]attempts.Entry, error) {
-	coord, err := s.client.Coordinator(s.f.spec.group)
+	c, err := kafka.FetchCommitted(s.client, s.f.spec.group, topic, []int32{partition})
 	if err != nil {
 		return nil, err
 	}
-	req := sarama.NewOffsetFetchRequest(s.client.Config().Version, s.f.spec.group, map[string][]int32{topic: {partition}})
-	resp, err := coord.FetchOffset(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.Err != sarama.ErrNoError {
-		return nil, resp.Err
-	}
-	b := resp.GetBlock(topic, partition)
-	if b == nil {
-		return nil, nil
-	}
-	if b.Err != sarama.ErrNoError {
-		return nil, b.Err
-	}
-	return attempts.Decode(b.Metadata), nil
+	return attempts.Decode(c[partition].Metadata), nil
 }
 
 // commit commits offset (the next offset to consume) synchronously as a
-// member of the session's generation, so a commit from a member that lost
-// the partition in a rebalance is refused.
+// member of the session's generation.
 func (s *oneShot) commit(sess sarama.ConsumerGroupSession, topic string, partition int32, offset int64, metadata string) error {
-	coord, err := s.client.Coordinator(s.f.spec.group)
-	if err != nil {
-		return err
-	}
-	req := sarama.NewOffsetCommitRequest(s.client.Config(), s.f.spec.group)
-	req.ConsumerGroupGeneration = sess.GenerationID()
-	req.ConsumerID = sess.MemberID()
-	req.AddBlock(topic, partition, offset, 0, metadata)
-	resp, err := coord.CommitOffset(req)
-	if err != nil {
-		return err
-	}
-	if kerr, ok := resp.Errors[topic][partition]; !ok {
-		return errors.New("commit response has no result for the partition")
-	} else if kerr != sarama.ErrNoError {
-		return kerr
-	}
-	return nil
+	return kafka.CommitOffsets(s.client, s.f.spec.group, sess.GenerationID(), sess.MemberID(),
+		[]kafka.Commit{{Topic: topic, Partition: partition, Offset: offset, Metadata: metadata}})
 }
 
 func (s *oneShot) publish(events []Event) error {

@@ -4,6 +4,7 @@
 package kafka
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -130,4 +131,80 @@ func ProducerMessage(topic string, key, value []byte, headers map[string]string)
 		pm.Value = sarama.ByteEncoder(value)
 	}
 	return pm
+}
+
+// Commit is one partition's offset commit: Offset is the next offset to
+// consume, Metadata the string kept with it.
+type Commit struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Metadata  string
+}
+
+// CommitOffsets commits synchronously as member memberID of the group's
+// generation, so a member that lost its partitions in a rebalance is
+// refused instead of overwriting the new owner's progress.
+func CommitOffsets(client sarama.Client, group string, generation int32, memberID string, commits []Commit) error {
+	if len(commits) == 0 {
+		return nil
+	}
+	coord, err := client.Coordinator(group)
+	if err != nil {
+		return err
+	}
+	req := sarama.NewOffsetCommitRequest(client.Config(), group)
+	req.ConsumerGroupGeneration = generation
+	req.ConsumerID = memberID
+	for _, c := range commits {
+		req.AddBlock(c.Topic, c.Partition, c.Offset, 0, c.Metadata)
+	}
+	resp, err := coord.CommitOffset(req)
+	if err != nil {
+		_ = client.RefreshCoordinator(group)
+		return err
+	}
+	for _, c := range commits {
+		kerr, ok := resp.Errors[c.Topic][c.Partition]
+		if !ok {
+			return fmt.Errorf("commit %s/%d: no result in the response", c.Topic, c.Partition)
+		}
+		if kerr != sarama.ErrNoError {
+			if errors.Is(kerr, sarama.ErrNotCoordinatorForConsumer) {
+				_ = client.RefreshCoordinator(group)
+			}
+			return fmt.Errorf("commit %s/%d: %w", c.Topic, c.Partition, kerr)
+		}
+	}
+	return nil
+}
+
+// FetchCommitted returns the group's committed offset (-1 when none) and
+// metadata for each partition of topic asked for.
+func FetchCommitted(client sarama.Client, group, topic string, partitions []int32) (map[int32]Commit, error) {
+	coord, err := client.Coordinator(group)
+	if err != nil {
+		return nil, err
+	}
+	req := sarama.NewOffsetFetchRequest(client.Config().Version, group, map[string][]int32{topic: partitions})
+	resp, err := coord.FetchOffset(req)
+	if err != nil {
+		_ = client.RefreshCoordinator(group)
+		return nil, err
+	}
+	if resp.Err != sarama.ErrNoError {
+		return nil, resp.Err
+	}
+	out := make(map[int32]Commit, len(partitions))
+	for _, p := range partitions {
+		c := Commit{Topic: topic, Partition: p, Offset: -1}
+		if b := resp.GetBlock(topic, p); b != nil {
+			if b.Err != sarama.ErrNoError {
+				return nil, fmt.Errorf("committed offset of %s/%d: %w", topic, p, b.Err)
+			}
+			c.Offset, c.Metadata = b.Offset, b.Metadata
+		}
+		out[p] = c
+	}
+	return out, nil
 }

@@ -1,0 +1,225 @@
+// Package restarter runs deployments: for each, it is the consumer-group
+// member on the deployment's topic and keeps a pool of function processes
+// started ahead of time, each waiting for its one message. It is a
+// library: `fnctl up` serves it over HTTP, a service can embed it, and
+// the tests drive it directly.
+//
+// Semantics (see the design brief): messages are dispatched to warm
+// processes respecting the deployment's Order; each partition commits only
+// its contiguous watermark of finished messages, on a timer, on revoke and
+// on shutdown; failed attempts (handler error, non-zero exit, crash,
+// signal, timeout) are retried with backoff, then dead-lettered; attempt
+// counts live in the committed offset's metadata, so they survive a
+// restart; a failed dead-letter publish means no commit.
+package restarter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/microfn/microfn/fn"
+	"github.com/microfn/microfn/internal/kafka"
+)
+
+// Config configures an Engine.
+type Config struct {
+	// Brokers are the Kafka bootstrap addresses.
+	Brokers []string
+	// LogDir receives one log file per deployment, NAME.log, with the
+	// functions' output, one line prefixed per invocation. Empty: discard.
+	LogDir string
+	// Logger receives the engine's own events; nil discards them.
+	Logger *slog.Logger
+	// CommitInterval is how often watermarks are committed; default 500ms.
+	CommitInterval time.Duration
+	// ShutdownTimeout bounds how long Close waits for in-flight messages;
+	// default 30s.
+	ShutdownTimeout time.Duration
+}
+
+// ErrNotFound is returned for an unknown deployment name.
+var ErrNotFound = errors.New("no such deployment")
+
+// Status is a deployment's state, as `fnctl ls` shows it.
+type Status struct {
+	Name         string `json:"name"`
+	Topic        string `json:"topic"`
+	Group        string `json:"group"`
+	Pool         int    `json:"pool"`
+	Warm         int    `json:"warm"`
+	InFlight     int    `json:"inflight"`
+	Processed    int64  `json:"processed"`
+	Failed       int64  `json:"failed"`
+	DeadLettered int64  `json:"dead_lettered"`
+	Restarts     int64  `json:"restarts"`
+	Lag          int64  `json:"lag"`
+	// State is "running", "starting", "paused" (crash loop) or "stopped".
+	State string `json:"status"`
+	// Reason explains a paused state, e.g. the last exit and stderr.
+	Reason string `json:"reason,omitempty"`
+	Spec   Spec   `json:"spec"`
+}
+
+// Engine runs deployments.
+type Engine struct {
+	cfg      Config
+	log      *slog.Logger
+	producer sarama.SyncProducer
+
+	mu   sync.Mutex
+	deps map[string]*deployment
+	stop map[string]context.CancelFunc
+}
+
+// New connects to Kafka (for dead letters and emitted events) and returns
+// an engine with no deployments.
+func New(cfg Config) (*Engine, error) {
+	if cfg.CommitInterval <= 0 {
+		cfg.CommitInterval = 500 * time.Millisecond
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("restarter: no brokers")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p, err := sarama.NewSyncProducer(cfg.Brokers, kafka.Config("microfn-restarter"))
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach Kafka at %v: %w", cfg.Brokers, err)
+	}
+	return &Engine{cfg: cfg, log: log, producer: p, deps: map[string]*deployment{}, stop: map[string]context.CancelFunc{}}, nil
+}
+
+// Deploy starts a deployment, or replaces the one with the same name (the
+// old one finishes its in-flight messages and commits first). The spec is
+// validated after WithDefaults; a bad spec changes nothing.
+func (e *Engine) Deploy(ctx context.Context, s Spec) error {
+	s = s.WithDefaults()
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(s.Binary); err != nil {
+		return fmt.Errorf("binary: %w", err)
+	} else if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return fmt.Errorf("binary %s is not an executable file", s.Binary)
+	}
+	if err := e.Remove(ctx, s.Name); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	d, err := newDeployment(e, s)
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithCancel(context.Background())
+	e.mu.Lock()
+	e.deps[s.Name] = d
+	e.stop[s.Name] = cancel
+	e.mu.Unlock()
+	go d.run(dctx)
+	e.log.Info("deployed", "deployment", s.Name, "topic", s.Topic, "group", s.Group, "pool", s.Pool, "order", s.Order)
+	return nil
+}
+
+// Remove stops a deployment: it stops fetching, lets in-flight messages
+// finish, commits and leaves the group.
+func (e *Engine) Remove(ctx context.Context, name string) error {
+	e.mu.Lock()
+	d, ok := e.deps[name]
+	cancel := e.stop[name]
+	delete(e.deps, name)
+	delete(e.stop, name)
+	e.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	cancel()
+	select {
+	case <-d.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop %s: %w", name, ctx.Err())
+	}
+}
+
+// Scale sets a deployment's pool size.
+func (e *Engine) Scale(name string, pool int) error {
+	if pool < 1 {
+		return fmt.Errorf("pool must be at least 1, got %d", pool)
+	}
+	e.mu.Lock()
+	d, ok := e.deps[name]
+	if ok {
+		d.spec.Pool = pool
+	}
+	e.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	d.pool.resize(pool)
+	return nil
+}
+
+// Status returns every deployment's status, sorted by name.
+func (e *Engine) Status() []Status {
+	e.mu.Lock()
+	deps := make([]*deployment, 0, len(e.deps))
+	for _, d := range e.deps {
+		deps = append(deps, d)
+	}
+	e.mu.Unlock()
+	out := make([]Status, 0, len(deps))
+	for _, d := range deps {
+		out = append(out, d.status())
+	}
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Close stops every deployment gracefully, bounded by ShutdownTimeout.
+func (e *Engine) Close(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.ShutdownTimeout)
+	defer cancel()
+	e.mu.Lock()
+	names := make([]string, 0, len(e.deps))
+	for n := range e.deps {
+		names = append(names, n)
+	}
+	e.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, len(names))
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = e.Remove(ctx, n)
+		}()
+	}
+	wg.Wait()
+	errs = append(errs, e.producer.Close())
+	return errors.Join(errs...)
+}
+
+// publish sends records synchronously.
+func (e *Engine) publish(events []fn.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	msgs := make([]*sarama.ProducerMessage, len(events))
+	for i, ev := range events {
+		msgs[i] = kafka.ProducerMessage(ev.Topic, ev.Key, ev.Value, ev.Headers)
+	}
+	return e.producer.SendMessages(msgs)
+}

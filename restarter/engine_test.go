@@ -1,0 +1,68 @@
+package restarter_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/internal/testenv"
+	"github.com/microfn/microfn/internal/testlog"
+	"github.com/microfn/microfn/restarter"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.Cleanup()
+	os.Exit(code)
+}
+
+func TestSmoke(t *testing.T) {
+	env := testenv.Broker(t)
+	bin := filepath.Join(t.TempDir(), "testfn")
+	if b, err := exec.Command("go", "build", "-race", "-tags", "microfn_lean", "-o", bin, "../tests/testfn").CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	brokers, _ := kafka.ParseBrokers(env.Brokers)
+	e, err := restarter.New(restarter.Config{Brokers: brokers, LogDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic := testenv.Topic(t)
+	logPath := filepath.Join(t.TempDir(), "log")
+	if err := e.Deploy(context.Background(), restarter.Spec{Name: "smoke", Binary: bin, Topic: topic, Pool: 4,
+		Env: []string{"TESTFN_LOG=" + logPath}}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := sarama.NewSyncProducer(brokers, kafka.Config("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	n := 50
+	for i := range n {
+		if _, _, err := p.SendMessage(kafka.ProducerMessage(topic, []byte{byte('a' + i%5)}, []byte("ok"), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		recs, _ := testlog.Read(logPath)
+		if len(recs) >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d handled; status %+v", len(recs), n, e.Status())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("status %+v", e.Status())
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,201 @@
+package restarter
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/microfn/microfn/internal/pipe"
+)
+
+// proc is one function process: started ahead of time, given one message,
+// reaped when it exits.
+type proc struct {
+	cmd  *exec.Cmd
+	pid  int
+	in   *os.File // the restarter's end of the process's message pipe
+	out  *os.File // the restarter's end of the process's outcome pipe
+	tail *tailBuffer
+
+	// label prefixes the process's log lines; set at dispatch.
+	label atomic.Pointer[string]
+
+	done    chan struct{} // closed when the process has exited and its output is drained
+	state   *os.ProcessState
+	killed  atomic.Bool // the restarter killed it at its deadline
+	started time.Time
+}
+
+// startProc starts a function process. For an fn binary, the process gets
+// its pipes as fds 3 and 4; for a plain one, stdin is the value pipe.
+// Every process leads its own process group, so a timeout kills what it
+// started too, and dies with the restarter (PDEATHSIG).
+func startProc(s Spec, env []string, logw io.Writer, stdin io.Reader) (*proc, error) {
+	cmd := exec.Command(s.Binary, s.Args...)
+	cmd.Env = slices.Clip(env) // appends below must not share the caller's array
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	p := &proc{cmd: cmd, tail: &tailBuffer{max: 4 << 10}, done: make(chan struct{})}
+
+	var childEnds []*os.File
+	if !s.Plain {
+		inR, inW, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		outR, outW, err := os.Pipe()
+		if err != nil {
+			inR.Close()
+			inW.Close()
+			return nil, err
+		}
+		cmd.ExtraFiles = []*os.File{inR, outW}
+		cmd.Env = append(cmd.Env, pipe.EnvPipe+"=3,4")
+		p.in, p.out = inW, outR
+		childEnds = append(childEnds, inR, outW)
+	} else {
+		cmd.Stdin = stdin
+	}
+	logR, logW, err := os.Pipe()
+	if err != nil {
+		p.closePipes()
+		closeAll(childEnds)
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logW, logW
+	childEnds = append(childEnds, logW)
+
+	p.started = time.Now()
+	err = cmd.Start()
+	closeAll(childEnds) // the child has its copies; ours would hide EOF
+	if err != nil {
+		logR.Close()
+		p.closePipes()
+		return nil, fmt.Errorf("start %s: %w", s.Binary, err)
+	}
+	p.pid = cmd.Process.Pid
+	if s.MemoryLimit > 0 {
+		lim := &unix.Rlimit{Cur: uint64(s.MemoryLimit), Max: uint64(s.MemoryLimit)}
+		if err := unix.Prlimit(p.pid, unix.RLIMIT_AS, lim, nil); err != nil {
+			p.kill(syscall.SIGKILL)
+		}
+	}
+	go func() {
+		p.copyOutput(logR, logw)
+		p.state, _ = waitState(cmd)
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func waitState(cmd *exec.Cmd) (*os.ProcessState, error) {
+	err := cmd.Wait()
+	return cmd.ProcessState, err
+}
+
+// copyOutput copies the process's stdout and stderr to the deployment log,
+// each line prefixed with the invocation, keeping a tail for dead letters.
+func (p *proc) copyOutput(r *os.File, w io.Writer) {
+	defer r.Close()
+	br := bufio.NewReaderSize(r, 16<<10)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			p.tail.Write(line)
+			if w != nil {
+				label := "pid=" + strconv.Itoa(p.pid)
+				if l := p.label.Load(); l != nil {
+					label = *l
+				}
+				buf := make([]byte, 0, len(label)+len(line)+40)
+				buf = time.Now().UTC().AppendFormat(buf, "2006-01-02T15:04:05.000Z ")
+				buf = append(append(buf, label...), " | "...)
+				buf = append(buf, line...)
+				if buf[len(buf)-1] != '\n' {
+					buf = append(buf, '\n')
+				}
+				w.Write(buf)
+			}
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
+	}
+}
+
+// kill signals the process's whole group.
+func (p *proc) kill(sig syscall.Signal) {
+	_ = syscall.Kill(-p.pid, sig)
+}
+
+// stop makes an idle process exit: closing its message pipe tells it it
+// is not needed; SIGKILL follows if it does not go within grace.
+func (p *proc) stop(grace time.Duration) {
+	p.closePipes()
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		p.kill(syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+func (p *proc) closePipes() {
+	if p.in != nil {
+		p.in.Close()
+	}
+	if p.out != nil {
+		p.out.Close()
+	}
+}
+
+// exitDescription says how the process ended: exit code or signal.
+func (p *proc) exitDescription() (code int, signal string, text string) {
+	st := p.state
+	if st == nil {
+		return -1, "", "unknown exit"
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		sig := ws.Signal()
+		return -1, unix.SignalName(sig), fmt.Sprintf("killed by %s", unix.SignalName(sig))
+	}
+	return st.ExitCode(), "", fmt.Sprintf("exit code %d", st.ExitCode())
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
+
+// tailBuffer keeps the last max bytes written.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}

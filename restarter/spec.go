@@ -1,0 +1,156 @@
+package restarter
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Order says which messages of a deployment may run at the same time.
+type Order string
+
+const (
+	// OrderKey: messages with the same key run one at a time, in offset
+	// order; different keys run in parallel up to the pool size; a message
+	// without a key has no constraint. The default.
+	OrderKey Order = "key"
+	// OrderPartition: one message at a time per partition.
+	OrderPartition Order = "partition"
+	// OrderNone: no constraint; up to the pool size at once.
+	OrderNone Order = "none"
+)
+
+// Spec describes a deployment: one subscriber of one function binary on
+// one topic, with a pool of warm processes. Zero values mean defaults.
+type Spec struct {
+	// Name identifies the deployment: letters, digits, '.', '_', '-'.
+	Name string `json:"name"`
+	// Binary is the executable's path; Args are passed to it.
+	Binary string   `json:"binary"`
+	Args   []string `json:"args,omitempty"`
+	// Env adds K=V entries to the function's environment.
+	Env []string `json:"env,omitempty"`
+	// Plain marks an executable not built with fn: it gets the value on
+	// stdin and the key and headers in FN_KEY and FN_HEADER_<NAME>
+	// variables; exit code 0 acknowledges. A plain process starts when its
+	// message arrives (its environment depends on the message), so it is
+	// not kept warm.
+	Plain bool `json:"plain,omitempty"`
+	// Subscriber chooses the binary's subscriber (FN_SUBSCRIBER) when it
+	// declares several.
+	Subscriber string `json:"subscriber,omitempty"`
+	Topic      string `json:"topic"`
+	// Group defaults to Name.
+	Group string `json:"group,omitempty"`
+	// DeadLetter defaults to Topic + ".dlq".
+	DeadLetter string `json:"dead_letter,omitempty"`
+	// Pool is the number of warm processes; default 1.
+	Pool int `json:"pool"`
+	// Timeout bounds one invocation; default 30s. At the deadline the
+	// process group gets SIGTERM, then SIGKILL after KillGrace.
+	Timeout Duration `json:"timeout,omitempty"`
+	// MaxAttempts before dead-lettering; default 3.
+	MaxAttempts int `json:"max_attempts,omitempty"`
+	// Order defaults to OrderKey.
+	Order Order `json:"order,omitempty"`
+	// MemoryLimit caps one invocation's address space in bytes (0: none).
+	MemoryLimit int64 `json:"memory_limit,omitempty"`
+}
+
+// Defaults for Spec fields left zero.
+const (
+	DefaultPool        = 1
+	DefaultTimeout     = 30 * time.Second
+	DefaultMaxAttempts = 3
+	// KillGrace is how long a process has between SIGTERM and SIGKILL.
+	KillGrace = 2 * time.Second
+)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// WithDefaults returns s with zero fields set to their defaults.
+func (s Spec) WithDefaults() Spec {
+	if s.Group == "" {
+		s.Group = s.Name
+	}
+	if s.DeadLetter == "" && s.Topic != "" {
+		s.DeadLetter = s.Topic + ".dlq"
+	}
+	if s.Pool == 0 {
+		s.Pool = DefaultPool
+	}
+	if s.Timeout == 0 {
+		s.Timeout = Duration(DefaultTimeout)
+	}
+	if s.MaxAttempts == 0 {
+		s.MaxAttempts = DefaultMaxAttempts
+	}
+	if s.Order == "" {
+		s.Order = OrderKey
+	}
+	return s
+}
+
+// Validate reports every problem with a spec (after WithDefaults).
+func (s Spec) Validate() error {
+	var errs []string
+	if !nameRE.MatchString(s.Name) {
+		errs = append(errs, fmt.Sprintf("name %q: want 1-63 letters, digits, '.', '_' or '-'", s.Name))
+	}
+	if s.Binary == "" {
+		errs = append(errs, "no binary")
+	}
+	if s.Topic == "" {
+		errs = append(errs, "no topic")
+	}
+	if s.Pool < 1 {
+		errs = append(errs, fmt.Sprintf("pool must be at least 1, got %d", s.Pool))
+	}
+	if s.Timeout <= 0 {
+		errs = append(errs, fmt.Sprintf("timeout must be positive, got %v", time.Duration(s.Timeout)))
+	}
+	if s.MaxAttempts < 1 {
+		errs = append(errs, fmt.Sprintf("attempts must be at least 1, got %d", s.MaxAttempts))
+	}
+	switch s.Order {
+	case OrderKey, OrderPartition, OrderNone:
+	default:
+		errs = append(errs, fmt.Sprintf("order must be key, partition or none, got %q", s.Order))
+	}
+	if s.DeadLetter == s.Topic {
+		errs = append(errs, "the dead-letter topic must differ from the topic")
+	}
+	if s.MemoryLimit < 0 {
+		errs = append(errs, "memory limit must not be negative")
+	}
+	for _, kv := range s.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			errs = append(errs, fmt.Sprintf("env %q: want K=V", kv))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// Duration is a time.Duration that reads and writes JSON as "5s".
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + time.Duration(d).String() + `"`), nil
+}
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %s: %w", b, err)
+	}
+	*d = Duration(v)
+	return nil
+}
