@@ -343,6 +343,7 @@ func (d *deployment) handle(it *item, p *proc) {
 	}
 	dl := fn.DeadLetterRecord(d.spec.Name, d.spec.DeadLetter, m, r)
 	if pr != nil {
+		<-pr.done // its output, for the stderr tail, is complete once it has exited
 		code, sig, _ := pr.exitDescription()
 		if sig != "" {
 			dl.Headers[fn.HeaderSignal] = sig
@@ -394,12 +395,17 @@ func (d *deployment) invoke(it *item, p *proc) (fn.Result, *proc) {
 	label = strings.Replace(label, "pid=0", "pid="+strconv.Itoa(p.pid), 1)
 	p.label.Store(&label)
 
+	// The deadline holds until the process has exited, not just until it
+	// reported: one that hangs after its outcome is killed too.
 	timer := time.AfterFunc(timeout, func() {
 		p.killed.Store(true)
 		p.kill(syscall.SIGTERM)
 		time.AfterFunc(KillGrace, func() { p.kill(syscall.SIGKILL) })
 	})
-	defer timer.Stop()
+	go func() {
+		<-p.done
+		timer.Stop()
+	}()
 
 	var out *pipe.Outcome
 	if !d.spec.Plain {

@@ -78,6 +78,9 @@ type Engine struct {
 	mu   sync.Mutex
 	deps map[string]*deployment
 	stop map[string]context.CancelFunc
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New connects to Kafka (for dead letters and emitted events) and returns
@@ -189,7 +192,13 @@ func (e *Engine) Status() []Status {
 }
 
 // Close stops every deployment gracefully, bounded by ShutdownTimeout.
+// Calling it again returns the first call's result.
 func (e *Engine) Close(ctx context.Context) error {
+	e.closeOnce.Do(func() { e.closeErr = e.close(ctx) })
+	return e.closeErr
+}
+
+func (e *Engine) close(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.ShutdownTimeout)
 	defer cancel()
 	e.mu.Lock()

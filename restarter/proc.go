@@ -90,17 +90,29 @@ func startProc(s Spec, env []string, logw io.Writer, stdin io.Reader) (*proc, er
 			p.kill(syscall.SIGKILL)
 		}
 	}
+	copied := make(chan struct{})
 	go func() {
 		p.copyOutput(logR, logw)
-		p.state, _ = waitState(cmd)
+		close(copied)
+	}()
+	go func() {
+		// Once the function has exited, nothing it started may outlive it:
+		// kill its process group while the unreaped leader still holds the
+		// group id, so the id cannot have been reused by another process.
+		var info unix.Siginfo
+		for {
+			err := unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+			if !errors.Is(err, syscall.EINTR) {
+				break
+			}
+		}
+		p.kill(syscall.SIGKILL)
+		<-copied
+		_ = cmd.Wait()
+		p.state = cmd.ProcessState
 		close(p.done)
 	}()
 	return p, nil
-}
-
-func waitState(cmd *exec.Cmd) (*os.ProcessState, error) {
-	err := cmd.Wait()
-	return cmd.ProcessState, err
 }
 
 // copyOutput copies the process's stdout and stderr to the deployment log,

@@ -167,7 +167,20 @@ func consumeAll(t *testing.T, brokers, topic string, want int, timeout time.Dura
 
 type fnRecord = testlog.Record
 
+// readLog returns the invocations in testfn's log: its "start" records.
 func readLog(t *testing.T, path string) []fnRecord {
+	t.Helper()
+	var out []fnRecord
+	for _, r := range readLogAll(t, path) {
+		if r.Phase == "start" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// readLogAll returns every record of testfn's log.
+func readLogAll(t *testing.T, path string) []fnRecord {
 	t.Helper()
 	recs, err := testlog.Read(path)
 	if err != nil {

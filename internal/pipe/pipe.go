@@ -16,6 +16,7 @@
 package pipe
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -162,13 +163,19 @@ func ReadFrame(r io.Reader) (byte, []byte, error) {
 	if n < 1 || n > MaxFrame {
 		return 0, nil, fmt.Errorf("%w: length %d", ErrFrame, n)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
+	// Grow with the bytes that actually arrive: a length claiming MaxFrame
+	// costs nothing until the data is there.
+	var buf bytes.Buffer
+	if n <= 64<<10 {
+		buf.Grow(int(n))
+	}
+	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return 0, nil, err
 	}
+	b := buf.Bytes()
 	return b[0], b[1:], nil
 }
 
@@ -242,7 +249,8 @@ func (d *dec) headers() []Header {
 	if n == 0 {
 		return nil
 	}
-	hs := make([]Header, 0, n)
+	// No capacity from n: a hostile count must not reserve memory.
+	var hs []Header
 	for range n {
 		k := d.str()
 		v := d.str()

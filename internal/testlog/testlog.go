@@ -25,6 +25,10 @@ type Record struct {
 	// Phase is "start" when the invocation begins and "end" when it
 	// returns; a start without an end is an invocation that was cut off.
 	Phase string `json:"phase"`
+	// At is when the record was written, in Unix nanoseconds.
+	At int64 `json:"at"`
+	// Child is the pid of a process the invocation started, if any.
+	Child int `json:"child,omitempty"`
 }
 
 // Append adds r to the log at path with one write under O_APPEND, so lines

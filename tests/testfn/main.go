@@ -8,9 +8,15 @@
 //	permanent     fail permanently
 //	emit=TOPIC    succeed and emit the payload's key and value to TOPIC
 //	sleep=D       sleep for duration D, then succeed
+//	sleep-first=D sleep for D on the first attempt only, then succeed
+//	hang          start a child process (sleep 3600) and wait for it for ever
+//
+// With TESTFN_CRASH_AT_START=1 the binary exits with code 3 before it
+// declares anything: a crash loop at start-up.
 //
 // Anything after a space is ignored (the tests put a message id there).
-// Every invocation appends a testlog.Record to $TESTFN_LOG when it starts.
+// Every invocation appends a testlog.Record to $TESTFN_LOG when it starts
+// and another when it returns.
 package main
 
 import (
@@ -18,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -34,11 +41,18 @@ func handle(ctx context.Context, v []byte) error {
 		k := string(m.Key)
 		r.Key = &k
 	}
-	if path := os.Getenv("TESTFN_LOG"); path != "" {
-		if err := testlog.Append(path, r); err != nil {
-			return err
+	path := os.Getenv("TESTFN_LOG")
+	logRec := func(phase string) error {
+		if path == "" {
+			return nil
 		}
+		r.Phase, r.At = phase, time.Now().UnixNano()
+		return testlog.Append(path, r)
 	}
+	if err := logRec("start"); err != nil {
+		return err
+	}
+	defer logRec("end")
 	cmd, _, _ := strings.Cut(string(v), " ")
 	op, arg, _ := strings.Cut(cmd, "=")
 	switch op {
@@ -62,11 +76,30 @@ func handle(ctx context.Context, v []byte) error {
 	case "sleep":
 		d, _ := time.ParseDuration(arg)
 		time.Sleep(d)
+	case "sleep-first":
+		if m.Attempt == 1 {
+			d, _ := time.ParseDuration(arg)
+			time.Sleep(d)
+		}
+	case "hang":
+		c := exec.Command("sleep", "3600")
+		if err := c.Start(); err != nil {
+			return err
+		}
+		r.Child = c.Process.Pid
+		if err := logRec("child"); err != nil {
+			return err
+		}
+		return c.Wait()
 	}
 	return nil
 }
 
 func main() {
+	if os.Getenv("TESTFN_CRASH_AT_START") == "1" {
+		fmt.Fprintln(os.Stderr, "testfn: crashing at start as told")
+		os.Exit(3)
+	}
 	// The tests choose the topic and attempts with FN_TOPIC and FN_MAX_ATTEMPTS.
 	fn.Subscribe("testfn", "testfn", handle, fn.MaxAttempts(3), fn.Timeout(10*time.Second))
 	fn.Main()
