@@ -192,10 +192,16 @@ func FetchCommitted(client sarama.Client, group, topic string, partitions []int3
 		_ = client.RefreshCoordinator(group)
 		return nil, err
 	}
+	out := make(map[int32]Commit, len(partitions))
+	if errors.Is(resp.Err, sarama.ErrGroupIDNotFound) {
+		for _, p := range partitions {
+			out[p] = Commit{Topic: topic, Partition: p, Offset: -1}
+		}
+		return out, nil // a group that never committed
+	}
 	if resp.Err != sarama.ErrNoError {
 		return nil, resp.Err
 	}
-	out := make(map[int32]Commit, len(partitions))
 	for _, p := range partitions {
 		c := Commit{Topic: topic, Partition: p, Offset: -1}
 		if b := resp.GetBlock(topic, p); b != nil {

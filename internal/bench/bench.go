@@ -1,0 +1,153 @@
+// Package bench measures microfn against the limits of the machine it runs
+// on, each figure next to a baseline taken in the same run: the machine
+// is shared and noisy, so absolute numbers drift while ratios hold.
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/internal/pipe"
+	"github.com/microfn/microfn/restarter"
+)
+
+// SpawnRate starts, feeds one message to, and reaps the function binary n
+// times with parallel at once, without a broker: the physical limit of one
+// process per message. It returns processes per second.
+func SpawnRate(ctx context.Context, bin string, n, parallel int, value []byte) (float64, error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, parallel)
+	start := time.Now()
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) && ctx.Err() == nil {
+				if err := spawnOne(bin, value); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(start).Seconds(), ctx.Err()
+}
+
+// spawnOne is one function process's life as the restarter lives it.
+func spawnOne(bin string, value []byte) error {
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), pipe.EnvPipe+"=3,4")
+	cmd.ExtraFiles = []*os.File{inR, outW}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	inR.Close()
+	outW.Close()
+	defer outR.Close()
+	if typ, _, err := pipe.ReadFrame(outR); err != nil || typ != pipe.TypeReady {
+		return fmt.Errorf("spawn: no ready frame: %v", err)
+	}
+	msg := pipe.EncodeMessage(&pipe.Message{Topic: "bench", Value: value, Attempt: 1, Deadline: time.Now().Add(time.Minute)})
+	if _, err := inW.Write(msg); err != nil {
+		return err
+	}
+	inW.Close()
+	if typ, _, err := pipe.ReadFrame(outR); err != nil || typ != pipe.TypeOutcome {
+		return fmt.Errorf("spawn: no outcome frame: %v", err)
+	}
+	return cmd.Wait()
+}
+
+// Throughput publishes n messages to a fresh topic, deploys bin on it with
+// the given pool and order, and returns messages per second from the
+// deployment's start to the commit of the last message.
+func Throughput(ctx context.Context, brokers []string, bin string, n, pool int, order restarter.Order, value []byte) (float64, error) {
+	topic := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	if err := Publish(brokers, topic, n, value); err != nil {
+		return 0, err
+	}
+	e, err := restarter.New(restarter.Config{Brokers: brokers, CommitInterval: 20 * time.Millisecond})
+	if err != nil {
+		return 0, err
+	}
+	defer e.Close(context.Background())
+	client, err := sarama.NewClient(brokers, kafka.Config("microfn-bench"))
+	if err != nil {
+		return 0, err
+	}
+	defer client.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		return 0, err
+	}
+	spec := restarter.Spec{Name: topic, Binary: bin, Topic: topic, Pool: pool, Order: order}
+	start := time.Now()
+	if err := e.Deploy(ctx, spec); err != nil {
+		return 0, err
+	}
+	for {
+		c, err := kafka.FetchCommitted(client, topic, topic, parts)
+		if err != nil {
+			return 0, err
+		}
+		var done int64
+		for _, p := range c {
+			done += max(p.Offset, 0)
+		}
+		if done >= int64(n) {
+			return float64(n) / time.Since(start).Seconds(), nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%d of %d committed: %w", done, n, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// Publish writes n messages of value to topic, each with a random key.
+func Publish(brokers []string, topic string, n int, value []byte) error {
+	cfg := kafka.Config("microfn-bench")
+	p, err := sarama.NewSyncProducer(brokers, cfg)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	batch := make([]*sarama.ProducerMessage, 0, 500)
+	for i := range n {
+		key := make([]byte, 8)
+		rand.Read(key)
+		batch = append(batch, kafka.ProducerMessage(topic, key, value, nil))
+		if len(batch) == cap(batch) || i == n-1 {
+			if err := p.SendMessages(batch); err != nil {
+				return errors.Join(errors.New("publish"), err)
+			}
+			batch = batch[:0]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,71 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/internal/testenv"
+	"github.com/microfn/microfn/restarter"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.Cleanup()
+	os.Exit(code)
+}
+
+func trivial(t testing.TB) string {
+	bin := filepath.Join(t.TempDir(), "trivialfn")
+	if b, err := exec.Command("go", "build", "-tags", "microfn_lean", "-o", bin, "./trivialfn").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	return bin
+}
+
+// BenchmarkRestarterVsSpawn reports messages/s through the restarter with a
+// warm pool and the spawn rate of the same binary, measured in the same
+// run, and their ratio:
+//
+//	go test -run '^$' -bench RestarterVsSpawn -benchtime 1x ./internal/bench
+func BenchmarkRestarterVsSpawn(b *testing.B) {
+	env := testenv.Broker(b)
+	brokers, _ := kafka.ParseBrokers(env.Brokers)
+	bin := trivial(b)
+	value := make([]byte, 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	n := 2000
+	for b.Loop() {
+		spawn, err := SpawnRate(ctx, bin, n, 2, value)
+		if err != nil {
+			b.Fatal(err)
+		}
+		thr, err := Throughput(ctx, brokers, bin, n, 8, restarter.OrderKey, value)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(spawn, "spawn/s")
+		b.ReportMetric(thr, "msgs/s")
+		b.ReportMetric(thr/spawn, "ratio")
+	}
+}
+
+// The benchmark's parts work (a short run; no timing asserted).
+func TestBenchParts(t *testing.T) {
+	env := testenv.Broker(t)
+	brokers, _ := kafka.ParseBrokers(env.Brokers)
+	bin := trivial(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if r, err := SpawnRate(ctx, bin, 10, 2, []byte("x")); err != nil || r <= 0 {
+		t.Fatalf("spawn rate %v, %v", r, err)
+	}
+	if r, err := Throughput(ctx, brokers, bin, 20, 2, restarter.OrderKey, []byte("x")); err != nil || r <= 0 {
+		t.Fatalf("throughput %v, %v", r, err)
+	}
+}
