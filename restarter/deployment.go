@@ -41,9 +41,13 @@ type deployment struct {
 	env  []string  // the function processes' base environment
 
 	client sarama.Client
-	group  sarama.ConsumerGroup
-	cancel context.CancelFunc
-	done   chan struct{} // closed when consuming has stopped and committed
+	// committer has its own connections: a commit on the consumer's would
+	// queue behind the fetch long-poll.
+	committer  sarama.Client
+	commitKick chan struct{}
+	group      sarama.ConsumerGroup
+	cancel     context.CancelFunc
+	done       chan struct{} // closed when consuming has stopped and committed
 
 	buffered chan struct{} // a slot per held message
 
@@ -64,7 +68,8 @@ type deployment struct {
 
 func newDeployment(e *Engine, s Spec) (*deployment, error) {
 	d := &deployment{e: e, spec: s, lanes: map[string][]*item{}, busy: map[string]bool{},
-		parts: map[int32]*partState{}, buffered: make(chan struct{}, maxBuffered), done: make(chan struct{})}
+		parts: map[int32]*partState{}, buffered: make(chan struct{}, maxBuffered), done: make(chan struct{}),
+		commitKick: make(chan struct{}, 1)}
 	d.cond = sync.NewCond(&d.mu)
 	d.log = e.log.With("deployment", s.Name)
 	d.logw = io.Discard
@@ -87,15 +92,30 @@ func newDeployment(e *Engine, s Spec) (*deployment, error) {
 		d.closeLog()
 		return nil, fmt.Errorf("deployment %s: cannot reach Kafka at %v: %w", s.Name, e.cfg.Brokers, err)
 	}
-	group, err := sarama.NewConsumerGroupFromClient(s.Group, client)
+	committer, err := sarama.NewClient(e.cfg.Brokers, cfg)
 	if err != nil {
 		client.Close()
 		d.closeLog()
+		return nil, fmt.Errorf("deployment %s: cannot reach Kafka at %v: %w", s.Name, e.cfg.Brokers, err)
+	}
+	group, err := sarama.NewConsumerGroupFromClient(s.Group, client)
+	if err != nil {
+		client.Close()
+		committer.Close()
+		d.closeLog()
 		return nil, fmt.Errorf("deployment %s: consumer group %s: %w", s.Name, s.Group, err)
 	}
-	d.client, d.group = client, group
+	d.client, d.committer, d.group = client, committer, group
 	d.pool = newPool(d)
 	return d, nil
+}
+
+// discard releases a deployment that never ran.
+func (d *deployment) discard() {
+	d.group.Close()
+	d.client.Close()
+	d.committer.Close()
+	d.closeLog()
 }
 
 func (d *deployment) closeLog() {
@@ -135,6 +155,7 @@ func (d *deployment) run(ctx context.Context) {
 	}
 	d.pool.stop()
 	d.client.Close()
+	d.committer.Close()
 	d.closeLog()
 }
 
@@ -329,6 +350,7 @@ func (d *deployment) handle(it *item, p *proc) {
 		}
 		d.processed.Add(1)
 		it.ps.done(it.msg.Offset)
+		d.kickCommit()
 		d.finish(it)
 		return
 	}
@@ -336,6 +358,7 @@ func (d *deployment) handle(it *item, p *proc) {
 	if r.Outcome == fn.OutcomeRetry && it.attempt < d.spec.MaxAttempts {
 		log.Warn("attempt failed; will retry", "failure", r.Failure, "err", r.Err)
 		it.ps.fail(it.msg.Offset, it.attempt)
+		d.kickCommit() // the attempt count must outlive a crash of the restarter
 		wait := fn.Backoff(it.attempt)
 		it.attempt++
 		d.enqueueAfter(it, wait, false)
@@ -369,6 +392,7 @@ func (d *deployment) handle(it *item, p *proc) {
 	log.Warn("dead-lettered", "dlq", dl.Topic, "reason", dl.Headers[fn.HeaderReason], "err", r.Err)
 	d.deadLettered.Add(1)
 	it.ps.done(it.msg.Offset)
+	d.kickCommit()
 	d.finish(it)
 }
 
@@ -481,25 +505,37 @@ func envName(s string) string {
 	return string(b)
 }
 
-// commitLoop commits every partition's watermark on a timer.
+// kickCommit asks the commit loop to commit soon.
+func (d *deployment) kickCommit() {
+	select {
+	case d.commitKick <- struct{}{}:
+	default:
+	}
+}
+
+// commitLoop commits the partitions' watermarks as soon as they move, one
+// commit at a time (so commits coalesce under load), and on a timer.
+// Committing promptly bounds what a crash of the restarter repeats to
+// about the messages in flight.
 func (d *deployment) commitLoop(stop chan struct{}) {
 	t := time.NewTicker(d.e.cfg.CommitInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			d.mu.Lock()
-			sess := d.sess
-			parts := make([]*partState, 0, len(d.parts))
-			for _, ps := range d.parts {
-				parts = append(parts, ps)
-			}
-			d.mu.Unlock()
-			if sess != nil {
-				d.commitParts(sess, parts...)
-			}
+		case <-d.commitKick:
 		case <-stop:
 			return
+		}
+		d.mu.Lock()
+		sess := d.sess
+		parts := make([]*partState, 0, len(d.parts))
+		for _, ps := range d.parts {
+			parts = append(parts, ps)
+		}
+		d.mu.Unlock()
+		if sess != nil {
+			d.commitParts(sess, parts...)
 		}
 	}
 }
@@ -516,7 +552,7 @@ func (d *deployment) commitParts(sess sarama.ConsumerGroupSession, parts ...*par
 	if len(cs) == 0 {
 		return
 	}
-	if err := kafka.CommitOffsets(d.client, d.spec.Group, sess.GenerationID(), sess.MemberID(), cs); err != nil {
+	if err := kafka.CommitOffsets(d.committer, d.spec.Group, sess.GenerationID(), sess.MemberID(), cs); err != nil {
 		d.log.Warn("commit", "err", err)
 		return
 	}

@@ -119,11 +119,13 @@ func (e *Engine) Deploy(ctx context.Context, s Spec) error {
 	} else if fi.IsDir() || fi.Mode()&0o111 == 0 {
 		return fmt.Errorf("binary %s is not an executable file", s.Binary)
 	}
-	if err := e.Remove(ctx, s.Name); err != nil && !errors.Is(err, ErrNotFound) {
-		return err
-	}
+	// Build the new deployment first: if that fails, the old one runs on.
 	d, err := newDeployment(e, s)
 	if err != nil {
+		return err
+	}
+	if err := e.Remove(ctx, s.Name); err != nil && !errors.Is(err, ErrNotFound) {
+		d.discard()
 		return err
 	}
 	dctx, cancel := context.WithCancel(context.Background())

@@ -66,7 +66,10 @@ func newRootCmd(streams IO) *cobra.Command {
 		Long: `fnctl runs, feeds and inspects microfn functions on Kafka.
 
 Commands that talk to Kafka take --brokers host:port,... (or FN_BROKERS);
-the default, 127.0.0.1:9092, is the embedded broker of 'fnctl broker'.
+the default, 127.0.0.1:9092, is the embedded broker of 'fnctl broker'
+and 'fnctl up'. Commands that talk to the daemon of 'fnctl up' take
+--server host:port (or FN_SERVER; default 127.0.0.1:7077) and --token
+(or FN_TOKEN).
 
 Exit codes: 0 success, 1 failure, 2 bad flags or arguments.`,
 		SilenceUsage:  true,
@@ -80,6 +83,13 @@ Exit codes: 0 success, 1 failure, 2 bad flags or arguments.`,
 		newCmdBroker(streams, nil),
 		newCmdPublish(streams, nil),
 		newCmdTail(streams, nil),
+		newCmdUp(streams, nil),
+		newCmdDeploy(streams, nil),
+		newCmdLs(streams, nil),
+		newCmdRm(streams, nil),
+		newCmdScale(streams, nil),
+		newCmdLogs(streams, nil),
+		newCmdStatus(streams, nil),
 	)
 	return root
 }

@@ -1,0 +1,271 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/microfn/microfn/fn"
+	"github.com/microfn/microfn/restarter"
+)
+
+func TestDeployFlags(t *testing.T) {
+	cases := []struct {
+		args    []string
+		wantErr string
+		check   func(DeployOptions) bool
+	}{
+		{[]string{"./fn"}, "", func(o DeployOptions) bool {
+			return o.Path == "./fn" && o.Pool == 1 && o.Order == "key" && o.Args == nil && o.Timeout == 0 && o.Attempts == 0 && !o.Plain
+		}},
+		{[]string{"./fn", "--name", "n", "--subscriber", "s", "--topic", "t", "--group", "g", "--pool", "4",
+			"--timeout", "5s", "--attempts", "2", "--order", "none", "--dlq", "d", "--env", "A=1", "--env", "B=",
+			"--memory", "256MiB", "--server", "h:1", "--token", "x", "--", "-v", "x"}, "", func(o DeployOptions) bool {
+			return o.Path == "./fn" && o.Name == "n" && o.Subscriber == "s" && o.Topic == "t" && o.Group == "g" &&
+				o.Pool == 4 && o.Timeout == 5*time.Second && o.Attempts == 2 && o.Order == "none" && o.DeadLetter == "d" &&
+				slices.Equal(o.Env, []string{"A=1", "B="}) && o.Memory == 256<<20 && o.Server == "h:1" && o.Token == "x" &&
+				slices.Equal(o.Args, []string{"-v", "x"})
+		}},
+		{[]string{"--plain", "./x.sh", "--topic", "t", "--memory", "1GB"}, "", func(o DeployOptions) bool {
+			return o.Plain && o.Path == "./x.sh" && o.Topic == "t" && o.Memory == 1e9
+		}},
+		{[]string{}, "want PATH", nil},
+		{[]string{"a", "b"}, "want PATH", nil},
+		{[]string{"--", "./fn"}, "want PATH", nil},
+		{[]string{"./fn", "--pool", "0"}, "--pool must be at least 1, got 0", nil},
+		{[]string{"./fn", "--pool", "-2"}, "--pool must be at least 1, got -2", nil},
+		{[]string{"./fn", "--order", "random"}, `--order must be key, partition or none, got "random"`, nil},
+		{[]string{"./fn", "--env", "NOEQ"}, `malformed --env "NOEQ": want K=V`, nil},
+		{[]string{"./fn", "--env", "=v"}, `malformed --env "=v": want K=V`, nil},
+		{[]string{"./fn", "--memory", "lots"}, `--memory "lots": want a size like 256MiB`, nil},
+		{[]string{"./fn", "--timeout", "0s"}, "--timeout must be positive", nil},
+		{[]string{"./fn", "--attempts", "0"}, "--attempts must be at least 1, got 0", nil},
+		{[]string{"./x", "--plain"}, "--plain needs --topic", nil},
+		{[]string{"./x", "--plain", "--topic", "t", "--subscriber", "s"}, "--subscriber and --plain exclude each other", nil},
+	}
+	for _, c := range cases {
+		var got DeployOptions
+		cmd := newCmdDeploy(IO{}, func(_ context.Context, o DeployOptions) error { got = o; return nil })
+		cmd.SetArgs(c.args)
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&bytes.Buffer{})
+		err := cmd.Execute()
+		if c.wantErr != "" {
+			var ue usageError
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) || !errors.As(err, &ue) {
+				t.Errorf("%v: err %v, want a usage error containing %q", c.args, err, c.wantErr)
+			}
+			continue
+		}
+		if err != nil || !c.check(got) {
+			t.Errorf("%v: err %v, options %+v", c.args, err, got)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1048576": 1 << 20, "256MiB": 256 << 20, "2GiB": 2 << 30, "10KB": 10e3, "5B": 5} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "MiB", "-1MiB", "1.5GiB", "12 parsecs", "9999999999TiB"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) accepted", in)
+		}
+	}
+}
+
+func TestChooseSubscriber(t *testing.T) {
+	m := fn.Manifest{Protocol: fn.ProtocolVersion, Subscribers: []fn.SubscriberManifest{{Name: "a"}, {Name: "b"}}}
+	if s, err := chooseSubscriber("./f", m, "b"); err != nil || s.Name != "b" {
+		t.Errorf("choose b: %+v %v", s, err)
+	}
+	for _, c := range []struct {
+		m    fn.Manifest
+		name string
+		want string
+	}{
+		{m, "", "./f declares 2 subscribers (a, b): choose one with --subscriber"},
+		{m, "c", `./f has no subscriber "c" (it declares: a, b)`},
+		{fn.Manifest{Protocol: fn.ProtocolVersion}, "", "./f declares no subscribers"},
+	} {
+		_, err := chooseSubscriber("./f", c.m, c.name)
+		var ue usageError
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) || !errors.As(err, &ue) {
+			t.Errorf("choose %q: %v, want a usage error starting %q", c.name, err, c.want)
+		}
+	}
+}
+
+// buildGreeter builds examples/greeter as deploy does and returns the
+// binary's path.
+func buildGreeter(t *testing.T) string {
+	t.Helper()
+	bin, cleanup, err := functionBinary(t.Context(), "../../examples/greeter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cleanup)
+	return bin
+}
+
+// deploy reads the topic and options a function declares from its
+// manifest, and flags override them.
+func TestDeployReadsTheManifest(t *testing.T) {
+	defaults := DeployOptions{Pool: 1, Order: "key"}
+	opts := defaults
+	opts.Path = "../../examples/greeter"
+	spec, cleanup, err := prepareDeploy(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := spec.Binary
+	if fi, err := os.Stat(bin); err != nil || !filepath.IsAbs(bin) || fi.Mode()&0o111 == 0 {
+		t.Errorf("binary %q: %v", bin, err)
+	}
+	want := restarter.Spec{Name: "greeter", Binary: bin, Subscriber: "greeter", Topic: "names", Group: "greeter",
+		DeadLetter: "names.dlq", Pool: 1, Timeout: restarter.Duration(5 * time.Second), MaxAttempts: 3, Order: "key"}
+	if !specEqual(spec, want) {
+		t.Errorf("spec\n %+v\nwant\n %+v", spec, want)
+	}
+	cleanup()
+	if _, err := os.Stat(bin); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the build was not removed: %v", err)
+	}
+
+	// An executable is used as is; flags override the manifest, and the
+	// derived dead-letter topic follows --topic.
+	greeter := buildGreeter(t)
+	opts = defaults
+	opts.Path, opts.Name, opts.Topic, opts.Attempts, opts.Timeout = greeter, "greeter-eu", "names-eu", 5, time.Minute
+	opts.Args, opts.Env = []string{"-v"}, []string{"A=1"}
+	spec, cleanup, err = prepareDeploy(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanup()
+	want = restarter.Spec{Name: "greeter-eu", Binary: greeter, Args: []string{"-v"}, Env: []string{"A=1"}, Subscriber: "greeter",
+		Topic: "names-eu", Group: "greeter", Pool: 1, Timeout: restarter.Duration(time.Minute), MaxAttempts: 5, Order: "key"}
+	if !specEqual(spec, want) {
+		t.Errorf("spec\n %+v\nwant\n %+v", spec, want)
+	}
+	if _, err := os.Stat(greeter); err != nil {
+		t.Errorf("cleanup removed an executable deployed as is: %v", err)
+	}
+
+	opts = defaults
+	opts.Path, opts.Subscriber = greeter, "nope"
+	if _, _, err := prepareDeploy(t.Context(), opts); err == nil || !strings.Contains(err.Error(), `has no subscriber "nope" (it declares: greeter)`) {
+		t.Errorf("unknown subscriber: %v", err)
+	}
+}
+
+func specEqual(a, b restarter.Spec) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+// A binary that declares no subscribers explains itself on --describe;
+// deploy passes that on as one line and exit code 2.
+func TestDeployRefusesABinaryWithoutSubscribers(t *testing.T) {
+	_, _, err := prepareDeploy(t.Context(), DeployOptions{Path: "testdata/nosubs", Pool: 1, Order: "key"})
+	want := "testdata/nosubs: this binary declares no subscribers: call fn.Subscribe before fn.Main"
+	var ue usageError
+	if err == nil || err.Error() != want || !errors.As(err, &ue) {
+		t.Fatalf("err %v, want a usage error %q", err, want)
+	}
+	var out, errb bytes.Buffer
+	code := Main([]string{"deploy", "testdata/nosubs", "--server", "127.0.0.1:1"}, strings.NewReader(""), &out, &errb)
+	if code != ExitUsage || errb.String() != "fnctl: "+want+"\n" {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+func TestDeployRefusesWhatIsNotAFunction(t *testing.T) {
+	dir := t.TempDir()
+	script := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, c := range []struct {
+		path  string
+		usage bool
+		want  string
+	}{
+		{script("quiet.sh", "#!/bin/sh\necho hello\n", 0o755), true, "printed no microfn manifest on --describe: deploy an executable not built with fn with --plain --topic T"},
+		{script("fails.sh", "#!/bin/sh\necho 'no such flag' >&2\nexit 1\n", 0o755), false, "--describe: exit status 1: no such flag (deploy an executable not built with fn with --plain"},
+		{script("data.txt", "hello\n", 0o644), true, "is not executable"},
+		{filepath.Join(dir, "missing"), true, "no such file or directory"},
+		{"./missing", true, "./missing: no such file or directory"},
+	} {
+		_, _, err := prepareDeploy(t.Context(), DeployOptions{Path: c.path, Pool: 1, Order: "key"})
+		var ue usageError
+		if err == nil || !strings.Contains(err.Error(), c.want) || errors.As(err, &ue) != c.usage || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v, want one line containing %q (usage error: %v)", c.path, err, c.want, c.usage)
+		}
+	}
+	// With --plain it deploys as is, named after the file.
+	spec, cleanup, err := prepareDeploy(t.Context(), DeployOptions{Path: filepath.Join(dir, "quiet.sh"), Plain: true, Topic: "t", Pool: 2, Order: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanup()
+	if spec.Name != "quiet" || !spec.Plain || spec.Topic != "t" || spec.Pool != 2 || spec.Order != "none" || spec.Subscriber != "" {
+		t.Errorf("plain spec %+v", spec)
+	}
+}
+
+// runDeploy sends the spec to the daemon, which copies the binary before
+// the build is removed, and prints the result; the daemon's refusal of
+// bad input is a usage error.
+func TestRunDeploy(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "f.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var got restarter.Spec
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut || r.URL.Path != "/v1/deployments/f" || r.Header.Get("Authorization") != "Bearer tok" {
+			http.Error(w, `{"error":"unexpected request"}`, http.StatusTeapot)
+			return
+		}
+		if err := json.NewDecoder(r.Body).Decode(&got); err != nil || got.Topic == "bad" {
+			http.Error(w, `{"error":"no good"}`, http.StatusBadRequest)
+			return
+		}
+		json.NewEncoder(w).Encode(restarter.Status{Name: got.Name, Topic: got.Topic, Group: "f", Pool: got.Pool, State: "starting"})
+	}))
+	defer srv.Close()
+
+	var errb bytes.Buffer
+	opts := DeployOptions{IO: IO{Out: &bytes.Buffer{}, Err: &errb}, ServerOptions: ServerOptions{Server: srv.URL, Token: "tok"},
+		Path: script, Plain: true, Topic: "t", Pool: 3, Order: "key"}
+	if err := runDeploy(t.Context(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if got.Binary != script || !got.Plain || got.Pool != 3 {
+		t.Errorf("sent %+v", got)
+	}
+	if errb.String() != "deployed f: topic t, group f, pool 3, starting\n" {
+		t.Errorf("printed %q", errb.String())
+	}
+	opts.Topic = "bad"
+	var ue usageError
+	if err := runDeploy(t.Context(), opts); err == nil || err.Error() != "no good" || !errors.As(err, &ue) {
+		t.Errorf("refused: %v", err)
+	}
+}

@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+// LsOptions are the flags of `fnctl ls`.
+type LsOptions struct {
+	IO IO
+	ServerOptions
+	Output string
+}
+
+func newCmdLs(streams IO, run func(context.Context, LsOptions) error) *cobra.Command {
+	if run == nil {
+		run = runLs
+	}
+	opts := LsOptions{IO: streams}
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List the deployments",
+		Long: `List the daemon's deployments: pool size, warm processes, messages in
+flight, processed, failed attempts, dead-lettered (DLQ), processes that
+died before taking a message (RESTARTS), lag and status. -o json prints
+them with their specs and the reason of a paused or failed deployment.`,
+		Args: rangeArgs(0, 0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
+			return run(cmd.Context(), opts)
+		},
+	}
+	addServerFlags(cmd, &opts.ServerOptions)
+	cmd.Flags().StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func runLs(ctx context.Context, opts LsOptions) error {
+	client, err := opts.client()
+	if err != nil {
+		return err
+	}
+	sts, err := client.List(ctx)
+	if err != nil {
+		return fromDaemon(err)
+	}
+	if opts.Output == "json" {
+		return printJSON(opts.IO, sts)
+	}
+	if len(sts) == 0 {
+		fmt.Fprintln(opts.IO.Err, "no deployments (deploy one with `fnctl deploy PATH`)")
+		return nil
+	}
+	tw := tabwriter.NewWriter(opts.IO.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tTOPIC\tPOOL\tWARM\tINFLIGHT\tPROCESSED\tFAILED\tDLQ\tRESTARTS\tLAG\tSTATUS")
+	for _, s := range sts {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n",
+			s.Name, s.Topic, s.Pool, s.Warm, s.InFlight, s.Processed, s.Failed, s.DeadLettered, s.Restarts, s.Lag, s.State)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/microfn/microfn/internal/daemon"
+	"github.com/microfn/microfn/restarter"
+)
+
+// ServerOptions are the flags of every command that talks to the daemon
+// of `fnctl up`.
+type ServerOptions struct {
+	Server string
+	Token  string
+}
+
+func addServerFlags(cmd *cobra.Command, o *ServerOptions) {
+	cmd.Flags().StringVar(&o.Server, "server", "", "fnctl daemon address (default $"+daemon.EnvServer+" or "+daemon.DefaultServer+")")
+	cmd.Flags().StringVar(&o.Token, "token", "", "the daemon's API token (default $"+daemon.EnvToken+")")
+}
+
+// client returns a client of the daemon the flags or the environment name.
+func (o ServerOptions) client() (*daemon.Client, error) {
+	c, err := daemon.NewClient(cmp.Or(o.Server, os.Getenv(daemon.EnvServer), daemon.DefaultServer),
+		cmp.Or(o.Token, os.Getenv(daemon.EnvToken)))
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return c, nil
+}
+
+// fromDaemon makes the daemon's refusal of bad input (HTTP 400) a usage
+// error, like bad input refused by fnctl itself.
+func fromDaemon(err error) error {
+	var ae *daemon.APIError
+	if errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest {
+		return usageError{err}
+	}
+	return err
+}
+
+// checkOutput validates -o.
+func checkOutput(o string) error {
+	if o != "text" && o != "json" {
+		return usagef("-o must be text or json, got %q", o)
+	}
+	return nil
+}
+
+// printJSON prints v indented, for -o json.
+func printJSON(streams IO, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(streams.Out, "%s\n", b)
+	return err
+}
+
+// statusLine is one deployment in a sentence, for deploy and scale.
+func statusLine(s restarter.Status) string {
+	line := fmt.Sprintf("%s: topic %s, group %s, pool %d, %s", s.Name, s.Topic, s.Group, s.Pool, s.State)
+	if s.Reason != "" {
+		line += ": " + s.Reason
+	}
+	return line
+}

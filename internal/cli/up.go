@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/microfn/microfn/internal/daemon"
+	"github.com/microfn/microfn/internal/kafka"
+)
+
+// UpOptions are the flags of `fnctl up`.
+type UpOptions struct {
+	IO           IO
+	StateDir     string
+	Brokers      string
+	BrokerListen string
+	Listen       string
+	Token        string
+}
+
+func newCmdUp(streams IO, run func(context.Context, UpOptions) error) *cobra.Command {
+	if run == nil {
+		run = runUp
+	}
+	opts := UpOptions{IO: streams}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run the restarter daemon",
+		Long: `Run the restarter daemon until interrupted: it keeps a pool of warm
+function processes for every deployment and serves the API that the
+deploy, ls, rm, scale, logs and status commands use.
+
+Without --brokers (or FN_BROKERS) it runs the embedded Kafka-protocol
+broker on --broker-listen. Everything it keeps is in --state (default
+$FN_STATE, else $XDG_STATE_HOME/microfn, else ~/.local/state/microfn):
+the embedded broker's data, the deployments, their binaries and their
+logs. Deployments survive a restart of the daemon.
+
+The API listens on 127.0.0.1:7077; listening on any other address
+requires --token (or FN_TOKEN), which every request must then present.
+On interrupt it lets in-flight messages finish and commits them.`,
+		Example: `  fnctl up
+  fnctl up --brokers kafka1:9092,kafka2:9092
+  FN_TOKEN=s3cret fnctl up --listen 0.0.0.0:7077`,
+		Args: rangeArgs(0, 0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.StateDir == "" {
+				opts.StateDir = StateDir()
+			}
+			return run(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.StateDir, "state", "", "state directory (default $FN_STATE or ~/.local/state/microfn)")
+	cmd.Flags().StringVar(&opts.Brokers, "brokers", "", "Kafka brokers host:port,... (default $FN_BROKERS, else the embedded broker)")
+	cmd.Flags().StringVar(&opts.BrokerListen, "broker-listen", daemon.DefaultBrokerListen, "address of the embedded broker")
+	cmd.Flags().StringVar(&opts.Listen, "listen", daemon.DefaultListen, "address of the API")
+	cmd.Flags().StringVar(&opts.Token, "token", "", "API token that every request must present (default $"+daemon.EnvToken+")")
+	return cmd
+}
+
+func runUp(ctx context.Context, opts UpOptions) error {
+	cfg := daemon.Config{
+		StateDir:     opts.StateDir,
+		Brokers:      cmp.Or(opts.Brokers, os.Getenv(kafka.EnvBrokers)),
+		BrokerListen: opts.BrokerListen,
+		Listen:       opts.Listen,
+		Token:        cmp.Or(opts.Token, os.Getenv(daemon.EnvToken)),
+		Logger:       slog.New(slog.NewTextHandler(opts.IO.Err, nil)),
+		OnReady:      func(r daemon.Ready) { fmt.Fprintln(opts.IO.Err, readyLine(r)) },
+	}
+	err := daemon.Run(ctx, cfg)
+	var ce *daemon.ConfigError
+	if errors.As(err, &ce) {
+		return usageError{err}
+	}
+	return err
+}
+
+// readyLine is the one line `fnctl up` prints once it serves.
+func readyLine(r daemon.Ready) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "fnctl daemon: API on %s, ", r.API)
+	if r.Broker.Kind == "embedded" {
+		fmt.Fprintf(&sb, "embedded broker on %s", strings.Join(r.Broker.Addrs, ","))
+	} else {
+		fmt.Fprintf(&sb, "Kafka at %s", strings.Join(r.Broker.Addrs, ","))
+	}
+	if !r.Broker.Reachable {
+		sb.WriteString(" (unreachable)")
+	}
+	fmt.Fprintf(&sb, ", state in %s, %d deployment(s) restored", r.StateDir, r.Restored)
+	if len(r.Failed) > 0 {
+		fmt.Fprintf(&sb, ", %d failed (%s): see fnctl ls", len(r.Failed), strings.Join(r.Failed, ", "))
+	}
+	return sb.String()
+}

@@ -1,0 +1,242 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/microfn/microfn/restarter"
+)
+
+// statusError is an error with the HTTP status it is answered with.
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+
+func statusErrorf(code int, format string, args ...any) error {
+	return &statusError{code, fmt.Errorf(format, args...)}
+}
+
+var errStopped = statusErrorf(http.StatusServiceUnavailable, "the daemon is shutting down")
+
+// deploy installs spec's binary, saves the spec and hands it to the
+// engine. spec.Binary is a path on this host; the copy in the state
+// directory is what runs. If the engine refuses the spec, the previous
+// version of the deployment (binary and spec) is put back.
+func (d *daemon) deploy(ctx context.Context, spec restarter.Spec) (restarter.Status, error) {
+	src := spec.Binary
+	if !filepath.IsAbs(src) {
+		return restarter.Status{}, statusErrorf(http.StatusBadRequest, "binary %q: want an absolute path on the daemon's host", src)
+	}
+	// Validate before using the name in paths.
+	spec.Binary = d.state.binPath(spec.Name)
+	if err := spec.WithDefaults().Validate(); err != nil {
+		return restarter.Status{}, &statusError{http.StatusBadRequest, err}
+	}
+
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	if d.stopped {
+		return restarter.Status{}, errStopped
+	}
+	in, err := openBinary(src)
+	if err != nil {
+		return restarter.Status{}, err
+	}
+	staged, err := d.state.stageBinary(spec.Name, in)
+	in.Close()
+	if err != nil {
+		return restarter.Status{}, fmt.Errorf("copy the binary: %w", err)
+	}
+	defer os.Remove(staged) // no-op once renamed into place
+
+	bin, backup := d.state.binPath(spec.Name), d.state.backupPath(spec.Name)
+	d.mu.Lock()
+	prev, hadPrev := d.specs[spec.Name]
+	d.mu.Unlock()
+	// A link, not a rename: the running version may start processes until
+	// the engine has replaced it, so bin must exist throughout.
+	_ = os.Remove(backup)
+	if err := os.Link(bin, backup); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return restarter.Status{}, fmt.Errorf("keep the previous binary: %w", err)
+	}
+	rollback := func() {
+		if !hadPrev {
+			_ = d.state.removeDeployment(spec.Name)
+			return
+		}
+		if err := os.Rename(backup, bin); err != nil {
+			d.log.Error("cannot put the previous binary back", "deployment", spec.Name, "err", err)
+		}
+		if err := d.state.saveSpec(prev); err != nil {
+			d.log.Error("cannot put the previous spec back", "deployment", spec.Name, "err", err)
+		}
+	}
+	if err := os.Rename(staged, bin); err != nil {
+		rollback()
+		return restarter.Status{}, fmt.Errorf("install the binary: %w", err)
+	}
+	if err := d.state.saveSpec(spec); err != nil {
+		rollback()
+		return restarter.Status{}, fmt.Errorf("save the deployment: %w", err)
+	}
+	if err := d.engine.Deploy(ctx, spec); err != nil {
+		rollback()
+		d.restart(ctx, prev, hadPrev)
+		return restarter.Status{}, fmt.Errorf("deploy %s: %w", spec.Name, err)
+	}
+	_ = os.Remove(backup)
+
+	d.mu.Lock()
+	d.specs[spec.Name] = spec
+	delete(d.failed, spec.Name)
+	d.mu.Unlock()
+	return d.statusOf(spec), nil
+}
+
+// openBinary opens the file a deploy request names; what is wrong with it
+// is the client's to fix.
+func openBinary(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, statusErrorf(http.StatusBadRequest, "binary %s: no such file on the daemon's host", path)
+	} else if err != nil {
+		return nil, statusErrorf(http.StatusBadRequest, "binary: %w", err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, statusErrorf(http.StatusBadRequest, "binary %s is not a regular file", path)
+	}
+	return f, nil
+}
+
+// restart deploys prev again after the engine refused its replacement, in
+// case the engine had already stopped it: every saved deployment is either
+// in the engine or listed as failed.
+func (d *daemon) restart(ctx context.Context, prev restarter.Spec, hadPrev bool) {
+	if !hadPrev || slices.ContainsFunc(d.engine.Status(), func(s restarter.Status) bool { return s.Name == prev.Name }) {
+		return
+	}
+	err := d.engine.Deploy(ctx, prev)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		d.log.Error("cannot deploy the previous version again", "deployment", prev.Name, "err", err)
+		d.failed[prev.Name] = err.Error()
+	} else {
+		delete(d.failed, prev.Name)
+	}
+}
+
+// remove stops a deployment and deletes its spec and binary.
+func (d *daemon) remove(ctx context.Context, name string) error {
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	if d.stopped {
+		return errStopped
+	}
+	if !d.known(name) {
+		return notFound(name)
+	}
+	// A failed deployment is not in the engine: removing it is only
+	// deleting its files.
+	if err := d.engine.Remove(ctx, name); err != nil && !errors.Is(err, restarter.ErrNotFound) {
+		return fmt.Errorf("remove %s: %w", name, err)
+	}
+	d.mu.Lock()
+	delete(d.specs, name)
+	delete(d.failed, name)
+	d.mu.Unlock()
+	if err := d.state.removeDeployment(name); err != nil {
+		return fmt.Errorf("removed %s, but not its files: %w", name, err)
+	}
+	d.log.Info("removed", "deployment", name)
+	return nil
+}
+
+// scale sets a deployment's pool and saves it, so the new size survives
+// a restart.
+func (d *daemon) scale(name string, pool int) (restarter.Status, error) {
+	if pool < 1 {
+		return restarter.Status{}, statusErrorf(http.StatusBadRequest, "pool must be at least 1, got %d", pool)
+	}
+	d.opMu.Lock()
+	defer d.opMu.Unlock()
+	if d.stopped {
+		return restarter.Status{}, errStopped
+	}
+	d.mu.Lock()
+	spec, ok := d.specs[name]
+	why, failed := d.failed[name]
+	d.mu.Unlock()
+	switch {
+	case failed:
+		return restarter.Status{}, statusErrorf(http.StatusConflict, "deployment %q is not running (%s): deploy it again or remove it", name, why)
+	case !ok:
+		return restarter.Status{}, notFound(name)
+	}
+	if err := d.engine.Scale(name, pool); err != nil {
+		return restarter.Status{}, fmt.Errorf("scale %s: %w", name, err)
+	}
+	spec.Pool = pool
+	d.mu.Lock()
+	d.specs[name] = spec
+	d.mu.Unlock()
+	if err := d.state.saveSpec(spec); err != nil {
+		return restarter.Status{}, fmt.Errorf("scaled %s, but could not save it: %w", name, err)
+	}
+	d.log.Info("scaled", "deployment", name, "pool", pool)
+	return d.statusOf(spec), nil
+}
+
+// list is the engine's statuses plus the saved deployments that failed.
+func (d *daemon) list() []restarter.Status {
+	out := d.engine.Status()
+	d.mu.Lock()
+	for name, why := range d.failed {
+		spec := d.specs[name].WithDefaults()
+		out = append(out, restarter.Status{Name: name, Topic: spec.Topic, Group: spec.Group, Pool: spec.Pool,
+			State: StateFailed, Reason: why, Spec: d.specs[name]})
+	}
+	d.mu.Unlock()
+	slices.SortFunc(out, func(a, b restarter.Status) int { return strings.Compare(a.Name, b.Name) })
+	if out == nil {
+		out = []restarter.Status{} // JSON [] rather than null
+	}
+	return out
+}
+
+// statusOf is the status of a deployment the engine has just accepted;
+// until the engine lists it, it is "starting".
+func (d *daemon) statusOf(spec restarter.Spec) restarter.Status {
+	for _, s := range d.engine.Status() {
+		if s.Name == spec.Name {
+			return s
+		}
+	}
+	full := spec.WithDefaults()
+	return restarter.Status{Name: spec.Name, Topic: full.Topic, Group: full.Group, Pool: full.Pool, State: "starting", Spec: spec}
+}
+
+// known reports whether name is a saved deployment, running or not.
+func (d *daemon) known(name string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, saved := d.specs[name]
+	_, failed := d.failed[name]
+	return saved || failed
+}
+
+func notFound(name string) error {
+	return &statusError{http.StatusNotFound, fmt.Errorf("%w: %q", restarter.ErrNotFound, name)}
+}

@@ -1,0 +1,154 @@
+package tests
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// daemon is a running `fnctl up`.
+type daemon struct {
+	t      *testing.T
+	fnctl  string
+	state  string
+	server string
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startDaemon runs `fnctl up` on the test broker and waits until it serves.
+func startDaemon(t *testing.T, fnctl, state, server, brokers string) *daemon {
+	t.Helper()
+	cmd := exec.Command(fnctl, "up", "--state", state, "--brokers", brokers, "--listen", server)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	d := &daemon{t: t, fnctl: fnctl, state: state, server: server, cmd: cmd, exited: make(chan struct{})}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		once := false
+		for sc.Scan() {
+			if !once && strings.Contains(sc.Text(), "API on") {
+				once = true
+				close(ready)
+			}
+		}
+	}()
+	go func() {
+		cmd.Wait()
+		close(d.exited)
+	}()
+	select {
+	case <-ready:
+	case <-d.exited:
+		t.Fatalf("fnctl up exited at start: %v", cmd.ProcessState)
+	case <-time.After(settle):
+		cmd.Process.Kill()
+		t.Fatalf("fnctl up not serving within %v", settle)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-d.exited
+	})
+	return d
+}
+
+func (d *daemon) ctl(args ...string) string {
+	d.t.Helper()
+	r := run(d.t, settle, d.fnctl, []string{"FN_SERVER=" + d.server}, args...)
+	if r.code != 0 {
+		d.t.Fatalf("fnctl %v: exit %d\n%s", args, r.code, r.stderr)
+	}
+	return r.stdout + r.stderr
+}
+
+func (d *daemon) signal(sig syscall.Signal) {
+	d.t.Helper()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		d.t.Fatal(err)
+	}
+	select {
+	case <-d.exited:
+	case <-time.After(settle):
+		d.t.Fatalf("fnctl up did not exit within %v of %v", settle, sig)
+	}
+}
+
+// kill -9 of the daemon with messages in flight: its function processes
+// die with it; after a restart nothing is lost and at most the in-flight
+// messages run again. Then SIGTERM under load: no message runs twice.
+func TestDaemonKillAndTerm(t *testing.T) {
+	r := newRig(t)
+	fnctl := build(t, "cmd/fnctl")
+	state := t.TempDir()
+	server := freePort(t)
+	d := startDaemon(t, fnctl, state, server, r.env.Brokers)
+	pool := 4
+	d.ctl("deploy", r.bin, "--name", "killme", "--topic", r.topic, "--pool", fmt.Sprint(pool), "--env", "TESTFN_LOG="+r.logPath)
+
+	n := 120
+	r.publish("sleep=20ms", n, 12)
+	r.waitFor(settle, "a third handled", func(rep *report) bool { return len(rep.finished) >= n/3 }, nil)
+	d.signal(syscall.SIGKILL)
+	var cut []int
+	for _, inv := range analyse(readLogAll(t, r.logPath)).invs {
+		if inv.end == 0 {
+			cut = append(cut, inv.pid)
+		}
+	}
+	waitGone(t, cut...) // the function processes died with the daemon
+
+	d = startDaemon(t, fnctl, state, server, r.env.Brokers)
+	if out := d.ctl("ls"); !strings.Contains(out, "killme") {
+		t.Fatalf("deployment not restored after the restart:\n%s", out)
+	}
+	rep := r.waitFor(settle, "every message after the restart", r.allFinished, nil)
+	if dups := duplicates(rep); len(dups) > pool+len(cut) {
+		t.Errorf("%d messages ran twice, more than were in flight: %v", len(dups), dups)
+	}
+	if len(rep.overlaps) > 0 {
+		t.Errorf("run by two processes at once: %v", rep.overlaps)
+	}
+	before := len(rep.invs)
+
+	r.publish("sleep=20ms", n, 12)
+	r.waitFor(settle, "a third of the second batch", func(rep *report) bool { return len(rep.invs) >= before+n/3 }, nil)
+	d.signal(syscall.SIGTERM)
+	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("fnctl up exit code %d after SIGTERM", code)
+	}
+	d = startDaemon(t, fnctl, state, server, r.env.Brokers)
+	rep = r.waitFor(settle, "every message of the second batch", r.allFinished, nil)
+	second := map[string]int{}
+	for _, inv := range rep.invs[before:] {
+		second[inv.id]++
+	}
+	for id, k := range second {
+		if k > 1 {
+			t.Errorf("%s ran %d times across a SIGTERM restart", id, k)
+		}
+	}
+}
