@@ -21,6 +21,10 @@ import (
 	"github.com/microfn/microfn/internal/pipe"
 )
 
+// commitLinger is how long a moved watermark waits for others to share
+// its commit.
+const commitLinger = 2 * time.Millisecond
+
 // maxBuffered bounds the messages a deployment holds that are not yet in a
 // process: past it, fetching waits.
 const maxBuffered = 1024
@@ -524,6 +528,8 @@ func (d *deployment) commitLoop(stop chan struct{}) {
 		select {
 		case <-t.C:
 		case <-d.commitKick:
+			// Linger briefly so messages finishing together share a commit.
+			time.Sleep(commitLinger)
 		case <-stop:
 			return
 		}

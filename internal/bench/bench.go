@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -25,6 +26,14 @@ import (
 // times with parallel at once, without a broker: the physical limit of one
 // process per message. It returns processes per second.
 func SpawnRate(ctx context.Context, bin string, n, parallel int, value []byte) (float64, error) {
+	r, _, err := spawnRate(ctx, bin, n, parallel, value)
+	return r, err
+}
+
+// spawnRate is SpawnRate that also returns this process's CPU time per
+// spawn: what creating and reaping a process costs its parent.
+func spawnRate(ctx context.Context, bin string, n, parallel int, value []byte) (float64, time.Duration, error) {
+	cpu0 := selfCPU()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, parallel)
@@ -44,9 +53,18 @@ func SpawnRate(ctx context.Context, bin string, n, parallel int, value []byte) (
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return float64(n) / time.Since(start).Seconds(), ctx.Err()
+	return float64(n) / time.Since(start).Seconds(), (selfCPU() - cpu0) / time.Duration(n), ctx.Err()
+}
+
+// selfCPU is this process's user+system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // spawnOne is one function process's life as the restarter lives it.

@@ -69,3 +69,21 @@ func TestBenchParts(t *testing.T) {
 		t.Fatalf("throughput %v, %v", r, err)
 	}
 }
+
+// BenchmarkRestarterThroughput runs the restarter alone, for profiling:
+//
+//	go test -run '^$' -bench RestarterThroughput -benchtime 1x -cpuprofile cpu.out ./internal/bench
+func BenchmarkRestarterThroughput(b *testing.B) {
+	env := testenv.Broker(b)
+	brokers, _ := kafka.ParseBrokers(env.Brokers)
+	bin := trivial(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for b.Loop() {
+		thr, err := Throughput(ctx, brokers, bin, 1500, 8, restarter.OrderKey, make([]byte, 100))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(thr, "msgs/s")
+	}
+}

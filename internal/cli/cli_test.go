@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -79,6 +80,30 @@ func TestMainExitCodesAndOneLineErrors(t *testing.T) {
 		code := Main(c.args, strings.NewReader(""), &out, &errb)
 		if code != c.code || !strings.HasPrefix(errb.String(), c.want) || strings.Count(errb.String(), "\n") != 1 {
 			t.Errorf("fnctl %v: exit %d, stderr %q; want exit %d and one line starting %q", c.args, code, errb.String(), c.code, c.want)
+		}
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	var got BenchOptions
+	cmd := newCmdBench(IO{}, func(_ context.Context, o BenchOptions) error { got = o; return nil })
+	cmd.SetArgs([]string{"./examples/greeter", "--pool", "4", "--order", "partition", "-o", "json"})
+	if err := cmd.Execute(); err != nil || got.Path != "./examples/greeter" || got.Pool != 4 || got.Order != "partition" || got.Messages != 600 {
+		t.Fatalf("err %v, options %+v", err, got)
+	}
+	cmd = newCmdBench(IO{}, func(_ context.Context, o BenchOptions) error { got = o; return nil })
+	cmd.SetArgs(nil)
+	if err := cmd.Execute(); err != nil || got.Path != trivialPkg {
+		t.Fatalf("default path %q, err %v", got.Path, err)
+	}
+	for _, args := range [][]string{{"--pool", "0"}, {"--order", "random"}, {"--messages", "1"}, {"--rounds", "0"}, {"-o", "xml"}, {"a", "b"}} {
+		cmd := newCmdBench(IO{}, func(context.Context, BenchOptions) error { return nil })
+		cmd.SetArgs(args)
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&bytes.Buffer{})
+		var ue usageError
+		if err := cmd.Execute(); !errors.As(err, &ue) {
+			t.Errorf("bench %v: err %v, want a usage error", args, err)
 		}
 	}
 }

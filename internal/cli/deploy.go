@@ -263,19 +263,31 @@ func build(ctx context.Context, path, dir, pkg string) (string, func(), error) {
 		return "", nil, err
 	}
 	bin := filepath.Join(tmp, "function")
-	cmd := exec.CommandContext(ctx, goTool, "build", "-tags", "microfn_lean", "-o", bin, pkg)
-	cmd.Dir = dir
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
+	if err := goBuild(ctx, goTool, dir, pkg, bin, "microfn_lean"); err != nil {
 		cleanup()
-		msg := strings.TrimSpace(out.String())
-		if msg == "" {
-			msg = err.Error()
-		}
-		return "", nil, fmt.Errorf("go build %s: %s", path, msg)
+		return "", nil, fmt.Errorf("go build %s: %w", path, err)
 	}
 	return bin, cleanup, nil
+}
+
+// goBuild builds pkg in dir into out with the given build tags; its error
+// is the go command's output.
+func goBuild(ctx context.Context, goTool, dir, pkg, out string, tags ...string) error {
+	args := []string{"build", "-o", out}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.CommandContext(ctx, goTool, append(args, pkg)...)
+	cmd.Dir = dir
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Run(); err != nil {
+		if msg := strings.TrimSpace(buf.String()); msg != "" {
+			return errors.New(msg)
+		}
+		return err
+	}
+	return nil
 }
 
 // describe runs the binary with --describe and returns its manifest.

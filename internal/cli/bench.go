@@ -1,0 +1,177 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/microfn/microfn/internal/bench"
+	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/restarter"
+)
+
+// trivialPkg is the function `fnctl bench` measures by default.
+const trivialPkg = "github.com/microfn/microfn/internal/bench/trivialfn"
+
+// BenchOptions are the flags of `fnctl bench`.
+type BenchOptions struct {
+	IO         IO
+	Path       string
+	Brokers    string
+	Messages   int
+	Payload    int
+	Pool       int
+	Partitions int
+	Order      string
+	Rounds     int
+	Output     string
+}
+
+func newCmdBench(streams IO, run func(context.Context, BenchOptions) error) *cobra.Command {
+	if run == nil {
+		run = runBench
+	}
+	opts := BenchOptions{IO: streams}
+	cmd := &cobra.Command{
+		Use:   "bench [PATH]",
+		Short: "Measure microfn against this machine's limits",
+		Long: `Measure microfn on this machine, each figure next to a baseline taken in
+the same run (absolute numbers drift on a shared machine; ratios hold):
+
+  spawn       start, feed one message to and reap the function binary, no
+              broker: the limit of one process per message
+  restarter   messages/s published to committed through 'fnctl up' (run as
+              a separate process) with a warm pool, and its ratio to spawn
+  latency     publish to handler start and to commit, p50 and p99, at half
+              the measured capacity
+  standalone  the same function run standalone, restarted once per message
+  embedded    fn.Serve against a raw watermill-kafka subscriber
+  cost        the daemon's CPU per message (its children excluded), the
+              memory of a warm process and of the daemon with 10
+              deployments of pool 8
+
+PATH is a Go package with a function (default: a built-in one that
+acknowledges and does nothing); fnctl builds it twice, for the restarter
+(-tags microfn_lean) and for standalone. Each figure is the median of
+--rounds rounds, with the minimum and maximum. It runs on the embedded
+broker unless --brokers is given.`,
+		Example: `  fnctl bench
+  fnctl bench -o json
+  fnctl bench ./examples/greeter --pool 4 --order partition`,
+		Args: rangeArgs(0, 1, "an optional PATH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Path = trivialPkg
+			if len(args) == 1 {
+				opts.Path = args[0]
+			}
+			switch {
+			case opts.Output != "text" && opts.Output != "json":
+				return usagef("-o must be text or json, got %q", opts.Output)
+			case opts.Messages < 10:
+				return usagef("--messages must be at least 10, got %d", opts.Messages)
+			case opts.Pool < 1:
+				return usagef("--pool must be at least 1, got %d", opts.Pool)
+			case opts.Partitions < 1:
+				return usagef("--partitions must be at least 1, got %d", opts.Partitions)
+			case opts.Rounds < 1:
+				return usagef("--rounds must be at least 1, got %d", opts.Rounds)
+			case opts.Payload < 0:
+				return usagef("--payload must not be negative, got %d", opts.Payload)
+			}
+			switch restarter.Order(opts.Order) {
+			case restarter.OrderKey, restarter.OrderPartition, restarter.OrderNone:
+			default:
+				return usagef("--order must be key, partition or none, got %q", opts.Order)
+			}
+			return run(cmd.Context(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Brokers, "brokers", "", "Kafka brokers host:port,... (default: the embedded broker, started for the run)")
+	f.IntVar(&opts.Messages, "messages", 600, "messages per throughput round")
+	f.IntVar(&opts.Payload, "payload", 100, "payload size in bytes")
+	f.IntVar(&opts.Pool, "pool", 8, "warm processes")
+	f.IntVar(&opts.Partitions, "partitions", 4, "partitions of the topics")
+	f.StringVar(&opts.Order, "order", "key", "ordering: key, partition or none")
+	f.IntVar(&opts.Rounds, "rounds", 3, "rounds per figure")
+	f.StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func runBench(ctx context.Context, opts BenchOptions) error {
+	cfg := bench.Config{Messages: opts.Messages, Payload: opts.Payload, Pool: opts.Pool,
+		Partitions: opts.Partitions, Order: restarter.Order(opts.Order), Rounds: opts.Rounds, Progress: opts.IO.Err}
+	if opts.Brokers != "" {
+		b, err := kafka.ParseBrokers(opts.Brokers)
+		if err != nil {
+			return usageError{err}
+		}
+		cfg.Brokers = b
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg.Fnctl = self
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return errors.New("fnctl bench builds the function: it needs the go command in PATH")
+	}
+	tmp, err := os.MkdirTemp("", "fnctl-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	dir, pkg := "", opts.Path
+	if fi, err := os.Stat(opts.Path); err == nil && fi.IsDir() {
+		dir, pkg = opts.Path, "."
+	}
+	fmt.Fprintf(opts.IO.Err, "bench: building %s\n", opts.Path)
+	cfg.Function = filepath.Join(tmp, "function-lean")
+	cfg.Standalone = filepath.Join(tmp, "function")
+	if err := goBuild(ctx, goTool, dir, pkg, cfg.Function, "microfn_lean"); err != nil {
+		return fmt.Errorf("go build %s: %w", opts.Path, err)
+	}
+	if err := goBuild(ctx, goTool, dir, pkg, cfg.Standalone); err != nil {
+		return fmt.Errorf("go build %s: %w", opts.Path, err)
+	}
+	rep, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if opts.Output == "json" {
+		enc := json.NewEncoder(opts.IO.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	w := tabwriter.NewWriter(opts.IO.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "FIGURE\tMEDIAN\tMIN\tMAX\tUNIT\tGOAL\n")
+	for _, f := range rep.Figures {
+		goal := f.Goal
+		if f.Met != nil {
+			goal += map[bool]string{true: " (met)", false: " (not met)"}[*f.Met]
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, num(f.Median), num(f.Min), num(f.Max), f.Unit, goal)
+	}
+	fmt.Fprintf(w, "\n%d CPUs, %s, %s broker, %d messages of %d bytes, pool %d, %d partitions, order %s, %d rounds\n",
+		rep.CPUs, rep.Go, rep.Config.Broker, rep.Config.Messages, rep.Config.Payload, rep.Config.Pool,
+		rep.Config.Partitions, rep.Config.Order, rep.Config.Rounds)
+	return w.Flush()
+}
+
+func num(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}

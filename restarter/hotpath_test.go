@@ -1,0 +1,77 @@
+package restarter
+
+import (
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/IBM/sarama"
+
+	"github.com/microfn/microfn/internal/kafka"
+)
+
+// BenchmarkWatermark measures tracking one message through a partition:
+// received, finished, and the commit it produces.
+//
+//	go test -run '^$' -bench 'Watermark|Scheduler' -benchmem ./restarter
+func BenchmarkWatermark(b *testing.B) {
+	ps := newPartState("t", 0, kafka.Commit{Offset: -1}, 0, func() int64 { return 0 })
+	var off int64
+	b.ReportAllocs()
+	for b.Loop() {
+		ps.add(off)
+		ps.done(off)
+		if c, ok := ps.commit(); ok {
+			ps.committedAt(c)
+		}
+		off++
+	}
+}
+
+// BenchmarkWatermarkOutOfOrder finishes messages in reverse order within
+// windows of 64, as a pool of parallel keys does.
+func BenchmarkWatermarkOutOfOrder(b *testing.B) {
+	ps := newPartState("t", 0, kafka.Commit{Offset: -1}, 0, func() int64 { return 0 })
+	var base int64
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range int64(64) {
+			ps.add(base + i)
+		}
+		for i := int64(63); i >= 0; i-- {
+			ps.done(base + i)
+		}
+		if c, ok := ps.commit(); ok {
+			ps.committedAt(c)
+		}
+		base += 64
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/msg")
+}
+
+// BenchmarkScheduler measures the ordering lanes: a message enqueued,
+// taken from the ready queue and finished, across 16 keys.
+func BenchmarkScheduler(b *testing.B) {
+	d := &deployment{spec: Spec{Order: OrderKey}, lanes: map[string][]*item{}, busy: map[string]bool{},
+		buffered: make(chan struct{}, maxBuffered)}
+	d.cond = sync.NewCond(&d.mu)
+	keys := make([][]byte, 16)
+	for i := range keys {
+		keys[i] = []byte("key-" + strconv.Itoa(i))
+	}
+	ps := newPartState("t", 0, kafka.Commit{Offset: -1}, 0, func() int64 { return 0 })
+	var off int64
+	b.ReportAllocs()
+	for b.Loop() {
+		km := &sarama.ConsumerMessage{Topic: "t", Key: keys[off%16], Offset: off}
+		d.buffered <- struct{}{}
+		it := &item{msg: km, ps: ps, lane: d.laneOf(km), attempt: 1}
+		d.enqueue(it, true)
+		d.mu.Lock()
+		next := d.ready[0]
+		d.ready = d.ready[1:]
+		d.mu.Unlock()
+		d.finish(next)
+		off++
+	}
+}
