@@ -85,6 +85,10 @@ func newDeployment(e *Engine, s Spec) (*deployment, error) {
 		d.logw = f
 	}
 	d.env = append(os.Environ(), s.Env...)
+	if s.MemoryLimit > 0 {
+		// Go functions collect garbage before they reach the limit.
+		d.env = append(d.env, "GOMEMLIMIT="+strconv.FormatInt(s.MemoryLimit*9/10, 10))
+	}
 	if s.Subscriber != "" {
 		d.env = append(d.env, fn.EnvSubscriber+"="+s.Subscriber)
 	}
@@ -377,7 +381,7 @@ func (d *deployment) handle(it *item, p *proc) {
 		} else if code >= 0 {
 			dl.Headers[fn.HeaderExitCode] = strconv.Itoa(code)
 		}
-		dl.Headers[fn.HeaderStderr] = fn.Truncate(pr.tail.String(), 4<<10)
+		dl.Headers[fn.HeaderStderr] = pr.tail.String()
 	}
 	// A failed dead-letter publish leaves the message uncommitted; keep
 	// trying until it lands or the partition goes elsewhere.

@@ -45,7 +45,8 @@ func startProc(s Spec, env []string, logw io.Writer, stdin io.Reader) (*proc, er
 	cmd := exec.Command(s.Binary, s.Args...)
 	cmd.Env = slices.Clip(env) // appends below must not share the caller's array
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	p := &proc{cmd: cmd, tail: &tailBuffer{max: 4 << 10}, done: make(chan struct{})}
+	// The tail goes into the dead letter's 4 KiB fn_stderr header.
+	p := &proc{cmd: cmd, tail: &tailBuffer{max: 4<<10 - len(elision)}, done: make(chan struct{})}
 
 	var childEnds []*os.File
 	if !s.Plain {
@@ -85,8 +86,12 @@ func startProc(s Spec, env []string, logw io.Writer, stdin io.Reader) (*proc, er
 	}
 	p.pid = cmd.Process.Pid
 	if s.MemoryLimit > 0 {
+		// RLIMIT_DATA, not RLIMIT_AS: a Go runtime reserves far more
+		// address space than it uses and would not even start under an
+		// address-space limit; the data limit counts what is mapped
+		// writable, which is what a leak grows.
 		lim := &unix.Rlimit{Cur: uint64(s.MemoryLimit), Max: uint64(s.MemoryLimit)}
-		if err := unix.Prlimit(p.pid, unix.RLIMIT_AS, lim, nil); err != nil {
+		if err := unix.Prlimit(p.pid, unix.RLIMIT_DATA, lim, nil); err != nil {
 			p.kill(syscall.SIGKILL)
 		}
 	}
@@ -190,24 +195,39 @@ func closeAll(fs []*os.File) {
 	}
 }
 
-// tailBuffer keeps the last max bytes written.
+const elision = "\n[...]\n"
+
+// tailBuffer keeps the first and the last bytes written, up to max in
+// all: a crash says what went wrong first (a Go fatal error's cause leads
+// its dump) and where it ended last.
 type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
+	mu      sync.Mutex
+	max     int
+	head    []byte
+	tail    []byte
+	dropped bool
 }
 
 func (t *tailBuffer) Write(p []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	headMax := t.max / 4
+	if n := min(headMax-len(t.head), len(p)); n > 0 {
+		t.head = append(t.head, p[:n]...)
+		p = p[n:]
+	}
+	t.tail = append(t.tail, p...)
+	if keep := t.max - headMax; len(t.tail) > keep {
+		t.tail = append(t.tail[:0], t.tail[len(t.tail)-keep:]...)
+		t.dropped = true
 	}
 }
 
 func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return string(t.b)
+	if t.dropped {
+		return string(t.head) + elision + string(t.tail)
+	}
+	return string(t.head) + string(t.tail)
 }

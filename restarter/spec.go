@@ -55,7 +55,8 @@ type Spec struct {
 	MaxAttempts int `json:"max_attempts,omitempty"`
 	// Order defaults to OrderKey.
 	Order Order `json:"order,omitempty"`
-	// MemoryLimit caps one invocation's address space in bytes (0: none).
+	// MemoryLimit caps one invocation's data memory (RLIMIT_DATA) in bytes;
+	// 0: none. Go functions also get GOMEMLIMIT at 90% of it.
 	MemoryLimit int64 `json:"memory_limit,omitempty"`
 }
 

@@ -43,7 +43,22 @@ func TestMain(m *testing.M) {
 // framework code they run.
 func build(t *testing.T, pkg string, tags ...string) string {
 	t.Helper()
+	return buildWith(t, true, pkg, tags...)
+}
+
+// buildWithoutRace builds pkg without the race detector, whose shadow
+// memory a memory limit would not leave room for.
+func buildWithoutRace(t *testing.T, pkg string, tags ...string) string {
+	t.Helper()
+	return buildWith(t, false, pkg, tags...)
+}
+
+func buildWith(t *testing.T, race bool, pkg string, tags ...string) string {
+	t.Helper()
 	name := strings.ReplaceAll(strings.TrimPrefix(pkg, "./"), "/", "_")
+	if !race {
+		name += "_norace"
+	}
 	if len(tags) > 0 {
 		name += "_" + strings.Join(tags, "_")
 	}
@@ -51,7 +66,10 @@ func build(t *testing.T, pkg string, tags ...string) string {
 	if _, err := os.Stat(out); err == nil {
 		return out
 	}
-	args := []string{"build", "-race", "-o", out}
+	args := []string{"build", "-o", out}
+	if race {
+		args = append(args, "-race")
+	}
 	if len(tags) > 0 {
 		args = append(args, "-tags", strings.Join(tags, ","))
 	}

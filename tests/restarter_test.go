@@ -428,3 +428,30 @@ func waitWarm(t *testing.T, e *restarter.Engine, n int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// An invocation over its memory limit is a failed attempt, dead-lettered
+// with the runtime's complaint; one within the limit is not affected.
+func TestRestarterMemoryLimit(t *testing.T) {
+	r := newRig(t)
+	e := r.engine()
+	s := r.spec(1)
+	s.Binary = buildWithoutRace(t, "tests/testfn", "microfn_lean")
+	s.MemoryLimit = 64 << 20
+	s.MaxAttempts = 1
+	produce(t, r.env.Brokers, r.topic, record{key: []byte("a"), value: []byte("alloc=8 id-small")},
+		record{key: []byte("b"), value: []byte("alloc=256 id-big")})
+	r.deploy(e, s)
+	dl := consumeAll(t, r.env.Brokers, r.topic+fn.DeadLetterSuffix, 1, settle)[0]
+	// Refused memory makes the Go runtime die with a fatal error (exit 2),
+	// reported as "out of memory" or as a fault inside the runtime.
+	if !strings.Contains(string(dl.Value), "id-big") || header(dl, fn.HeaderExitCode) != "2" || header(dl, fn.HeaderStderr) == "" {
+		t.Fatalf("dead letter %q, exit code %q, stderr %.300q", dl.Value, header(dl, fn.HeaderExitCode), header(dl, fn.HeaderStderr))
+	}
+	deadline := time.Now().Add(settle)
+	for e.Status()[0].Processed < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the small allocation was not processed: %+v", e.Status())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -10,6 +10,7 @@
 //	sleep=D       sleep for duration D, then succeed
 //	sleep-first=D sleep for D on the first attempt only, then succeed
 //	hang          start a child process (sleep 3600) and wait for it for ever
+//	alloc=N       allocate and touch N MiB, then succeed
 //
 // With TESTFN_CRASH_AT_START=1 the binary exits with code 3 before it
 // declares anything: a crash loop at start-up.
@@ -81,6 +82,13 @@ func handle(ctx context.Context, v []byte) error {
 			d, _ := time.ParseDuration(arg)
 			time.Sleep(d)
 		}
+	case "alloc":
+		n, _ := strconv.Atoi(arg)
+		b := make([]byte, n<<20)
+		for i := range b {
+			b[i] = byte(i)
+		}
+		keep = b
 	case "hang":
 		c := exec.Command("sleep", "3600")
 		if err := c.Start(); err != nil {
@@ -94,6 +102,9 @@ func handle(ctx context.Context, v []byte) error {
 	}
 	return nil
 }
+
+// keep holds what alloc allocated, so it is not collected early.
+var keep []byte
 
 func main() {
 	if os.Getenv("TESTFN_CRASH_AT_START") == "1" {
