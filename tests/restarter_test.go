@@ -455,3 +455,31 @@ func TestRestarterMemoryLimit(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Running and removing a deployment leaks no file descriptors: every
+// process's pipes are closed once it has exited.
+func TestRestarterLeaksNoDescriptors(t *testing.T) {
+	r := newRig(t)
+	e := r.engine()
+	before := openFDs(t)
+	r.publish("ok", 40, 8)
+	r.deploy(e, r.spec(4))
+	r.waitFor(settle, "every message handled", r.allFinished, statusOf(e))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.Remove(ctx, r.spec(4).Name); err != nil {
+		t.Fatal(err)
+	}
+	// Connections the Kafka clients close may take a moment to go.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		after := openFDs(t)
+		if after <= before+2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d descriptors open before the deployment, %d after it was removed", before, after)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
