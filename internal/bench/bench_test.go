@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,5 +86,36 @@ func BenchmarkRestarterThroughput(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ReportMetric(thr, "msgs/s")
+	}
+}
+
+// BenchmarkLatencyByRate measures publish-to-handler-start at several
+// rates through fnctl up, to show how the tail grows with load on the
+// machine (each message also costs a process start):
+//
+//	go test -run '^$' -bench LatencyByRate -benchtime 1x ./internal/bench
+func BenchmarkLatencyByRate(b *testing.B) {
+	env := testenv.Broker(b)
+	brokers, _ := kafka.ParseBrokers(env.Brokers)
+	fnctl := filepath.Join(b.TempDir(), "fnctl")
+	if out, err := exec.Command("go", "build", "-o", fnctl, "../../cmd/fnctl").CombinedOutput(); err != nil {
+		b.Fatalf("build fnctl: %v\n%s", err, out)
+	}
+	cfg := Config{Function: trivial(b), Fnctl: fnctl, Brokers: brokers, Messages: 300}
+	cfg.setDefaults()
+	d, err := startDaemon(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.stop()
+	for b.Loop() {
+		for _, rate := range []float64{10, 30, 60} {
+			figs, err := d.latency(context.Background(), cfg, rate, make([]byte, 100))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(figs[0].Median, fmt.Sprintf("p50-ms@%.0f/s", rate))
+			b.ReportMetric(figs[1].Median, fmt.Sprintf("p99-ms@%.0f/s", rate))
+		}
 	}
 }

@@ -440,7 +440,7 @@ func (d *benchDaemon) latency(ctx context.Context, cfg Config, rate float64, val
 	if err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(d.state, "latency.log")
+	logPath := filepath.Join(d.state, topic+".log") // one per run: offsets repeat across topics
 	if err := d.deploy(ctx, cfg, "lat", topic, cfg.Pool, "FN_BENCH_LOG="+logPath); err != nil {
 		return nil, err
 	}
