@@ -107,3 +107,22 @@ func TestBenchFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestInvokeFlags(t *testing.T) {
+	var got InvokeOptions
+	cmd := newCmdInvoke(IO{}, func(_ context.Context, o InvokeOptions) error { got = o; return nil })
+	cmd.SetArgs([]string{"./f", "v", "--key", "k", "-H", "a=b", "--attempt", "3"})
+	if err := cmd.Execute(); err != nil || got.Path != "./f" || *got.Value != "v" || *got.Key != "k" || got.Headers["a"] != "b" || got.Attempt != 3 {
+		t.Fatalf("err %v, options %+v", err, got)
+	}
+	for _, args := range [][]string{{}, {"./f", "--attempt", "0"}, {"./f", "--header", "x"}, {"./f", "--timeout", "0s"}, {"./f", "-o", "xml"}} {
+		cmd := newCmdInvoke(IO{}, func(context.Context, InvokeOptions) error { return nil })
+		cmd.SetArgs(args)
+		cmd.SetOut(&bytes.Buffer{})
+		cmd.SetErr(&bytes.Buffer{})
+		var ue usageError
+		if err := cmd.Execute(); !errors.As(err, &ue) {
+			t.Errorf("invoke %v: err %v, want a usage error", args, err)
+		}
+	}
+}
