@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -150,5 +151,44 @@ func TestDaemonKillAndTerm(t *testing.T) {
 		if k > 1 {
 			t.Errorf("%s ran %d times across a SIGTERM restart", id, k)
 		}
+	}
+}
+
+// fnctl replay sends dead letters back through the function, once.
+func TestDaemonReplay(t *testing.T) {
+	r := newRig(t)
+	fnctl := build(t, "cmd/fnctl")
+	d := startDaemon(t, fnctl, t.TempDir(), freePort(t), r.env.Brokers)
+	d.ctl("deploy", r.bin, "--name", "replayme", "--topic", r.topic, "--attempts", "1", "--env", "TESTFN_LOG="+r.logPath)
+	flag := filepath.Join(t.TempDir(), "broken")
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.publish("fail-if="+flag, 3, 3)
+	consumeAll(t, r.env.Brokers, r.topic+".dlq", 3, settle)
+
+	os.Remove(flag) // the function is fixed
+	if out := d.ctl("replay", "replayme", "--brokers", r.env.Brokers); !strings.Contains(out, "replayed 3 message(s)") {
+		t.Fatalf("replay said %q", out)
+	}
+	rep := r.waitFor(settle, "every replayed message handled", func(rep *report) bool {
+		for _, m := range r.sent {
+			if rep.finished[m.id] < 2 {
+				return false
+			}
+		}
+		return true
+	}, nil)
+	for _, inv := range rep.invs {
+		if inv.attempt != 1 {
+			t.Errorf("%s on attempt %d: a replayed message starts its attempts afresh", inv.id, inv.attempt)
+		}
+	}
+	if out := d.ctl("replay", "replayme", "--brokers", r.env.Brokers); !strings.Contains(out, "replayed 0 message(s)") {
+		t.Fatalf("second replay said %q, want nothing replayed twice", out)
+	}
+	r2 := run(t, settle, fnctl, []string{"FN_SERVER=" + d.server}, "replay", "nosuch", "--brokers", r.env.Brokers)
+	if r2.code != 2 || !strings.Contains(r2.stderr, `no deployment "nosuch"`) {
+		t.Fatalf("replay of an unknown deployment: exit %d, %q", r2.code, r2.stderr)
 	}
 }

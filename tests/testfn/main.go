@@ -11,6 +11,7 @@
 //	sleep-first=D sleep for D on the first attempt only, then succeed
 //	hang          start a child process (sleep 3600) and wait for it for ever
 //	alloc=N       allocate and touch N MiB, then succeed
+//	fail-if=PATH  fail while the file PATH exists
 //
 // With TESTFN_CRASH_AT_START=1 the binary exits with code 3 before it
 // declares anything: a crash loop at start-up.
@@ -81,6 +82,10 @@ func handle(ctx context.Context, v []byte) error {
 		if m.Attempt == 1 {
 			d, _ := time.ParseDuration(arg)
 			time.Sleep(d)
+		}
+	case "fail-if":
+		if _, err := os.Stat(arg); err == nil {
+			return fmt.Errorf("told to fail while %s exists", arg)
 		}
 	case "alloc":
 		n, _ := strconv.Atoi(arg)

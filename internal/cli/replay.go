@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/IBM/sarama"
+	"github.com/spf13/cobra"
+
+	"github.com/microfn/microfn/internal/kafka"
+)
+
+// ReplayOptions are the flags of `fnctl replay`.
+type ReplayOptions struct {
+	IO IO
+	ServerOptions
+	Name    string
+	Brokers string
+	Max     int
+}
+
+func newCmdReplay(streams IO, run func(context.Context, ReplayOptions) error) *cobra.Command {
+	if run == nil {
+		run = runReplay
+	}
+	opts := ReplayOptions{IO: streams}
+	cmd := &cobra.Command{
+		Use:   "replay NAME",
+		Short: "Send a deployment's dead-lettered messages back through it",
+		Long: `Send the messages in deployment NAME's dead-letter topic back to the
+topic they came from, with their key, value and original headers (the
+fn_* failure headers are dropped), so the function gets them again.
+
+Each dead letter is replayed once: how far the dead-letter topic has been
+replayed is committed for the consumer group "<group>.replay", so running
+replay again sends only what was dead-lettered since. It stops when it
+has caught up with the dead-letter topic as it was at the start, or after
+-n messages.`,
+		Args: rangeArgs(1, 1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Name = args[0]
+			if opts.Max < 0 {
+				return usagef("-n must not be negative, got %d", opts.Max)
+			}
+			return run(cmd.Context(), opts)
+		},
+	}
+	addServerFlags(cmd, &opts.ServerOptions)
+	cmd.Flags().StringVar(&opts.Brokers, "brokers", "", "Kafka brokers host:port,... (default $FN_BROKERS or 127.0.0.1:9092)")
+	cmd.Flags().IntVarP(&opts.Max, "max", "n", 0, "replay at most this many messages (0: all)")
+	return cmd
+}
+
+func runReplay(ctx context.Context, opts ReplayOptions) error {
+	dc, err := opts.client()
+	if err != nil {
+		return err
+	}
+	sts, err := dc.List(ctx)
+	if err != nil {
+		return fromDaemon(err)
+	}
+	var topic, dlq, group string
+	for _, s := range sts {
+		if s.Name == opts.Name {
+			topic, dlq, group = s.Spec.Topic, s.Spec.DeadLetter, s.Spec.Group
+		}
+	}
+	if topic == "" {
+		return usagef("no deployment %q (see fnctl ls)", opts.Name)
+	}
+	brokers, err := kafka.Brokers(opts.Brokers)
+	if err != nil {
+		return usageError{err}
+	}
+	cfg := kafka.Config("fnctl")
+	cfg.Metadata.AllowAutoTopicCreation = false
+	client, err := sarama.NewClient(brokers, cfg)
+	if err != nil {
+		return fmt.Errorf("cannot reach Kafka at %v: %w", brokers, err)
+	}
+	defer client.Close()
+	parts, err := client.Partitions(dlq)
+	if err != nil {
+		fmt.Fprintf(opts.IO.Err, "nothing to replay: dead-letter topic %s does not exist\n", dlq)
+		return nil
+	}
+	replayGroup := group + ".replay"
+	done, err := kafka.FetchCommitted(client, replayGroup, dlq, parts)
+	if err != nil {
+		return fmt.Errorf("read how far %s was replayed: %w", dlq, err)
+	}
+	producer, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+	consumer, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		return err
+	}
+	defer consumer.Close()
+
+	n := 0
+	for _, p := range parts {
+		end, err := client.GetOffset(dlq, p, sarama.OffsetNewest)
+		if err != nil {
+			return err
+		}
+		from := max(done[p].Offset, 0)
+		if oldest, err := client.GetOffset(dlq, p, sarama.OffsetOldest); err == nil {
+			from = max(from, oldest)
+		}
+		if from >= end || (opts.Max > 0 && n >= opts.Max) {
+			continue
+		}
+		pc, err := consumer.ConsumePartition(dlq, p, from)
+		if err != nil {
+			return err
+		}
+		next := from
+		for next < end && (opts.Max == 0 || n < opts.Max) {
+			var m *sarama.ConsumerMessage
+			select {
+			case m = <-pc.Messages():
+			case <-ctx.Done():
+				pc.Close()
+				return ctx.Err()
+			}
+			h := kafka.Headers(m.Headers)
+			dest := topic
+			if t := h["fn_original_topic"]; t != "" {
+				dest = t
+			}
+			for k := range h {
+				if strings.HasPrefix(k, "fn_") {
+					delete(h, k)
+				}
+			}
+			// Published before the commit: a replay cut short repeats, it
+			// never loses.
+			if _, _, err := producer.SendMessage(kafka.ProducerMessage(dest, m.Key, m.Value, h)); err != nil {
+				pc.Close()
+				return fmt.Errorf("republish %s/%d@%d to %s: %w", dlq, p, m.Offset, dest, err)
+			}
+			next = m.Offset + 1
+			n++
+			if err := kafka.CommitOffsets(client, replayGroup, -1, "", []kafka.Commit{{Topic: dlq, Partition: p, Offset: next}}); err != nil {
+				pc.Close()
+				return fmt.Errorf("record the replay of %s/%d@%d: %w", dlq, p, m.Offset, err)
+			}
+		}
+		pc.Close()
+	}
+	fmt.Fprintf(opts.IO.Err, "replayed %d message(s) from %s\n", n, dlq)
+	return nil
+}
