@@ -346,8 +346,11 @@ func (d *deployment) dispatch() {
 // handle runs it in p (or a plain process) and acts on the outcome.
 func (d *deployment) handle(it *item, p *proc) {
 	defer d.inflight.Add(-1)
+	// The message counts as in flight until its outcome is recorded (done,
+	// failed attempt, or dead letter): a revoke waits for that before its
+	// final commit, or a finished message would be redelivered.
+	defer it.ps.end()
 	r, pr := d.invoke(it, p)
-	it.ps.end()
 	m := d.fnMessage(it)
 	log := d.log.With("partition", it.msg.Partition, "offset", it.msg.Offset, "attempt", it.attempt)
 	switch {
