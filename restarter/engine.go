@@ -81,7 +81,16 @@ type Engine struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// pubMu guards producer against use after Close: a handler still
+	// retrying a dead letter when shutdown gives up on it must get an
+	// error, not a send on sarama's closed channel.
+	pubMu     sync.RWMutex
+	pubClosed bool
 }
+
+// errClosed is returned by publish after Close.
+var errClosed = errors.New("restarter: engine closed")
 
 // New connects to Kafka (for dead letters and emitted events) and returns
 // an engine with no deployments.
@@ -219,7 +228,10 @@ func (e *Engine) close(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	e.pubMu.Lock()
+	e.pubClosed = true
 	errs = append(errs, e.producer.Close())
+	e.pubMu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -231,6 +243,11 @@ func (e *Engine) publish(events []fn.Event) error {
 	msgs := make([]*sarama.ProducerMessage, len(events))
 	for i, ev := range events {
 		msgs[i] = kafka.ProducerMessage(ev.Topic, ev.Key, ev.Value, ev.Headers)
+	}
+	e.pubMu.RLock()
+	defer e.pubMu.RUnlock()
+	if e.pubClosed {
+		return errClosed
 	}
 	return e.producer.SendMessages(msgs)
 }
