@@ -14,7 +14,10 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/IBM/sarama"
 	"github.com/spf13/cobra"
+
+	"github.com/microfn/microfn/internal/kafka"
 )
 
 // Exit codes of fnctl.
@@ -120,4 +123,49 @@ func StateDir() string {
 		return filepath.Join(h, ".local", "state", "microfn")
 	}
 	return filepath.Join(os.TempDir(), "microfn")
+}
+
+// parseHeaders reads repeated --header key=value flags.
+func parseHeaders(flags []string) (map[string]string, error) {
+	h := make(map[string]string, len(flags))
+	for _, f := range flags {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || k == "" {
+			return nil, usagef("malformed --header %q: want key=value", f)
+		}
+		h[k] = v
+	}
+	return h, nil
+}
+
+// noTopicError reports that a topic to read does not exist.
+type noTopicError struct{ topic string }
+
+func (e noTopicError) Error() string { return fmt.Sprintf("topic %q does not exist", e.topic) }
+
+// topicClient connects to the brokers named by flag (or FN_BROKERS) to read
+// an existing topic, and returns the topic's partitions. It never creates
+// the topic: reading one that is not there is a noTopicError.
+func topicClient(brokersFlag, topic string) (sarama.Client, []int32, error) {
+	brokers, err := kafka.Brokers(brokersFlag)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	cfg := kafka.Config("fnctl")
+	cfg.Metadata.AllowAutoTopicCreation = false
+	client, err := sarama.NewClient(brokers, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot reach Kafka at %v: %w", brokers, err)
+	}
+	parts, err := client.Partitions(topic)
+	if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+		err = noTopicError{topic}
+	} else if err != nil {
+		err = fmt.Errorf("topic %q: %w", topic, err)
+	}
+	if err != nil {
+		client.Close()
+		return nil, nil, err
+	}
+	return client, parts, nil
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -62,13 +61,9 @@ function acknowledged, 1 otherwise.`,
 			if cmd.Flags().Changed("key") {
 				opts.Key = &key
 			}
-			opts.Headers = map[string]string{}
-			for _, h := range headers {
-				k, v, ok := strings.Cut(h, "=")
-				if !ok || k == "" {
-					return usagef("malformed --header %q: want key=value", h)
-				}
-				opts.Headers[k] = v
+			var err error
+			if opts.Headers, err = parseHeaders(headers); err != nil {
+				return err
 			}
 			if opts.Attempt < 1 {
 				return usagef("--attempt must be at least 1, got %d", opts.Attempt)

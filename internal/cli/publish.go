@@ -61,13 +61,9 @@ message.`,
 			if cmd.Flags().Changed("key") {
 				opts.Key = &key
 			}
-			opts.Headers = map[string]string{}
-			for _, h := range headers {
-				k, v, ok := strings.Cut(h, "=")
-				if !ok || k == "" {
-					return usagef("malformed --header %q: want key=value", h)
-				}
-				opts.Headers[k] = v
+			var err error
+			if opts.Headers, err = parseHeaders(headers); err != nil {
+				return err
 			}
 			return run(cmd.Context(), opts)
 		},

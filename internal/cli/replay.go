@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -70,22 +71,14 @@ func runReplay(ctx context.Context, opts ReplayOptions) error {
 	if topic == "" {
 		return usagef("no deployment %q (see fnctl ls)", opts.Name)
 	}
-	brokers, err := kafka.Brokers(opts.Brokers)
-	if err != nil {
-		return usageError{err}
-	}
-	cfg := kafka.Config("fnctl")
-	cfg.Metadata.AllowAutoTopicCreation = false
-	client, err := sarama.NewClient(brokers, cfg)
-	if err != nil {
-		return fmt.Errorf("cannot reach Kafka at %v: %w", brokers, err)
-	}
-	defer client.Close()
-	parts, err := client.Partitions(dlq)
-	if err != nil {
+	client, parts, err := topicClient(opts.Brokers, dlq)
+	if errors.As(err, new(noTopicError)) {
 		fmt.Fprintf(opts.IO.Err, "nothing to replay: dead-letter topic %s does not exist\n", dlq)
 		return nil
+	} else if err != nil {
+		return err
 	}
+	defer client.Close()
 	replayGroup := group + ".replay"
 	done, err := kafka.FetchCommitted(client, replayGroup, dlq, parts)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -70,23 +69,11 @@ prints one JSON object per message, with value_base64 for binary values.`,
 }
 
 func runTail(ctx context.Context, opts TailOptions) error {
-	brokers, err := kafka.Brokers(opts.Brokers)
+	client, parts, err := topicClient(opts.Brokers, opts.Topic)
 	if err != nil {
-		return usageError{err}
-	}
-	cfg := kafka.Config("fnctl")
-	cfg.Metadata.AllowAutoTopicCreation = false
-	client, err := sarama.NewClient(brokers, cfg)
-	if err != nil {
-		return fmt.Errorf("cannot reach Kafka at %v: %w", brokers, err)
+		return err
 	}
 	defer client.Close()
-	parts, err := client.Partitions(opts.Topic)
-	if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
-		return fmt.Errorf("topic %q does not exist", opts.Topic)
-	} else if err != nil {
-		return fmt.Errorf("topic %q: %w", opts.Topic, err)
-	}
 	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
 		return err
