@@ -1,6 +1,7 @@
 package restarter
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -351,20 +352,19 @@ func (d *deployment) handle(it *item, p *proc) {
 	// final commit, or a finished message would be redelivered.
 	defer it.ps.end()
 	r, pr := d.invoke(it, p)
-	m := d.fnMessage(it)
-	log := d.log.With("partition", it.msg.Partition, "offset", it.msg.Offset, "attempt", it.attempt)
-	switch {
-	case r.Outcome == fn.OutcomeAck:
-		if err := d.e.publish(r.Events); err != nil {
-			r = fn.Result{Outcome: fn.OutcomeRetry, Failure: "publish", Err: fmt.Errorf("publish emitted events: %w", err)}
-			break
+	if r.Outcome == fn.OutcomeAck {
+		err := d.e.publish(r.Events)
+		if err == nil {
+			d.processed.Add(1)
+			it.ps.done(it.msg.Offset)
+			d.kickCommit()
+			d.finish(it)
+			return
 		}
-		d.processed.Add(1)
-		it.ps.done(it.msg.Offset)
-		d.kickCommit()
-		d.finish(it)
-		return
+		r = fn.Result{Outcome: fn.OutcomeRetry, Failure: "publish", Err: fmt.Errorf("publish emitted events: %w", err)}
 	}
+	// Failures only from here: the acknowledged path above stays lean.
+	log := d.log.With("partition", it.msg.Partition, "offset", it.msg.Offset, "attempt", it.attempt)
 	d.failed.Add(1)
 	if r.Outcome == fn.OutcomeRetry && it.attempt < d.spec.MaxAttempts {
 		log.Warn("attempt failed; will retry", "failure", r.Failure, "err", r.Err)
@@ -375,7 +375,7 @@ func (d *deployment) handle(it *item, p *proc) {
 		d.enqueueAfter(it, wait, false)
 		return
 	}
-	dl := fn.DeadLetterRecord(d.spec.Name, d.spec.DeadLetter, m, r)
+	dl := fn.DeadLetterRecord(d.spec.Name, d.spec.DeadLetter, d.fnMessage(it), r)
 	if pr != nil {
 		<-pr.done // its output, for the stderr tail, is complete once it has exited
 		code, sig, _ := pr.exitDescription()
@@ -418,7 +418,6 @@ func (d *deployment) invoke(it *item, p *proc) (fn.Result, *proc) {
 	start := time.Now()
 	timeout := time.Duration(d.spec.Timeout)
 	km := it.msg
-	label := fmt.Sprintf("pid=%d %s/%d@%d#%d", 0, km.Topic, km.Partition, km.Offset, it.attempt)
 	if d.spec.Plain {
 		var err error
 		if p, err = d.startPlain(it); err != nil {
@@ -427,7 +426,7 @@ func (d *deployment) invoke(it *item, p *proc) (fn.Result, *proc) {
 		}
 		defer d.pool.releasePlain()
 	}
-	label = strings.Replace(label, "pid=0", "pid="+strconv.Itoa(p.pid), 1)
+	label := fmt.Sprintf("pid=%d %s/%d@%d#%d", p.pid, km.Topic, km.Partition, km.Offset, it.attempt)
 	p.label.Store(&label)
 
 	// The deadline holds until the process has exited, not just until it
@@ -501,7 +500,7 @@ func (d *deployment) startPlain(it *item) (*proc, error) {
 	for _, h := range km.Headers {
 		env = append(env, "FN_HEADER_"+envName(string(h.Key))+"="+string(h.Value))
 	}
-	return startProc(d.spec, env, d.logw, strings.NewReader(string(km.Value)))
+	return startProc(d.spec, env, d.logw, bytes.NewReader(km.Value))
 }
 
 // envName makes a header name usable as an environment variable name:

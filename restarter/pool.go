@@ -40,11 +40,17 @@ func newPool(d *deployment) *pool {
 	return p
 }
 
-func (p *pool) wake() {
+// kickSpawner asks the run loop to look at the pool again.
+func (p *pool) kickSpawner() {
 	select {
 	case p.kick <- struct{}{}:
 	default:
 	}
+}
+
+// wake kicks the run loop and every waiting dispatch.
+func (p *pool) wake() {
+	p.kickSpawner()
 	p.cond.Broadcast()
 }
 
@@ -158,10 +164,7 @@ func (p *pool) take(ps *partState) *proc {
 	}
 	pr := p.warm[0]
 	p.warm = p.warm[1:]
-	select {
-	case p.kick <- struct{}{}:
-	default:
-	}
+	p.kickSpawner() // start its replacement
 	return pr
 }
 
