@@ -8,8 +8,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,6 +16,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/internal/oneshot"
 	"github.com/microfn/microfn/internal/pipe"
 	"github.com/microfn/microfn/restarter"
 )
@@ -69,35 +68,9 @@ func selfCPU() time.Duration {
 
 // spawnOne is one function process's life as the restarter lives it.
 func spawnOne(bin string, value []byte) error {
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), pipe.EnvPipe+"=3,4")
-	cmd.ExtraFiles = []*os.File{inR, outW}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	inR.Close()
-	outW.Close()
-	defer outR.Close()
-	if typ, _, err := pipe.ReadFrame(outR); err != nil || typ != pipe.TypeReady {
-		return fmt.Errorf("spawn: no ready frame: %v", err)
-	}
-	msg := pipe.EncodeMessage(&pipe.Message{Topic: "bench", Value: value, Attempt: 1, Deadline: time.Now().Add(time.Minute)})
-	if _, err := inW.Write(msg); err != nil {
-		return err
-	}
-	inW.Close()
-	if typ, _, err := pipe.ReadFrame(outR); err != nil || typ != pipe.TypeOutcome {
-		return fmt.Errorf("spawn: no outcome frame: %v", err)
-	}
-	return cmd.Wait()
+	m := &pipe.Message{Topic: "bench", Value: value, Attempt: 1, Deadline: time.Now().Add(time.Minute)}
+	_, err := oneshot.Run(context.Background(), bin, m, nil)
+	return err
 }
 
 // Throughput publishes n messages to a fresh topic, deploys bin on it with

@@ -2,16 +2,14 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/microfn/microfn/fn"
+	"github.com/microfn/microfn/internal/oneshot"
 	"github.com/microfn/microfn/internal/pipe"
 )
 
@@ -121,7 +119,9 @@ func runInvoke(ctx context.Context, opts InvokeOptions) error {
 	for k, v := range opts.Headers {
 		m.Headers = append(m.Headers, pipe.Header{Key: k, Value: v})
 	}
-	out, err := invokeOnce(ctx, bin, m, opts.Timeout, opts.IO.Err)
+	rctx, cancel := context.WithTimeout(ctx, opts.Timeout+5*time.Second)
+	defer cancel()
+	out, err := oneshot.Run(rctx, bin, m, opts.IO.Err)
 	if err != nil {
 		return err
 	}
@@ -155,56 +155,4 @@ func runInvoke(ctx context.Context, opts InvokeOptions) error {
 		return invokeFailed{res.Outcome}
 	}
 	return nil
-}
-
-// invokeOnce runs bin as the restarter runs a function: fds 3 and 4 carry
-// the frames; its output goes to w.
-func invokeOnce(ctx context.Context, bin string, m *pipe.Message, timeout time.Duration, w io.Writer) (*pipe.Outcome, error) {
-	inR, inW, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	defer outR.Close()
-	ctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append(os.Environ(), pipe.EnvPipe+"=3,4")
-	cmd.ExtraFiles = []*os.File{inR, outW}
-	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	inR.Close()
-	outW.Close()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	fail := func(what string) error {
-		inW.Close()
-		werr := <-done
-		if werr == nil {
-			werr = errors.New("it exited")
-		}
-		return fmt.Errorf("%s %s: %v", bin, what, werr)
-	}
-	if typ, _, err := pipe.ReadFrame(outR); err != nil || typ != pipe.TypeReady {
-		return nil, fail("is not a function built with microfn's fn package (no ready frame)")
-	}
-	if _, err := inW.Write(pipe.EncodeMessage(m)); err != nil {
-		return nil, fail("did not take the message")
-	}
-	inW.Close()
-	typ, body, err := pipe.ReadFrame(outR)
-	if err != nil || typ != pipe.TypeOutcome {
-		return nil, fail("ended without reporting an outcome")
-	}
-	out, err := pipe.DecodeOutcome(body)
-	if err != nil {
-		return nil, err
-	}
-	<-done
-	return out, nil
 }
