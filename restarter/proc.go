@@ -31,7 +31,11 @@ type proc struct {
 	// label prefixes the process's log lines; set at dispatch.
 	label atomic.Pointer[string]
 
-	done    chan struct{} // closed when the process has exited and its output is drained
+	done chan struct{} // closed when the process has exited and its output is drained
+	// reapMu orders kill against reaping: once the leader is reaped its
+	// pid, and so its group id, may belong to another process.
+	reapMu  sync.Mutex
+	reaped  bool
 	state   *os.ProcessState
 	killed  atomic.Bool // the restarter killed it at its deadline
 	started time.Time
@@ -113,7 +117,10 @@ func startProc(s Spec, env []string, logw io.Writer, stdin io.Reader) (*proc, er
 		}
 		p.kill(syscall.SIGKILL)
 		<-copied
+		p.reapMu.Lock()
 		_ = cmd.Wait()
+		p.reaped = true
+		p.reapMu.Unlock()
 		p.state = cmd.ProcessState
 		close(p.done)
 	}()
@@ -150,9 +157,14 @@ func (p *proc) copyOutput(r *os.File, w io.Writer) {
 	}
 }
 
-// kill signals the process's whole group.
+// kill signals the process's whole group, unless the process has been
+// reaped (a deadline firing late must not hit whoever has its id now).
 func (p *proc) kill(sig syscall.Signal) {
-	_ = syscall.Kill(-p.pid, sig)
+	p.reapMu.Lock()
+	defer p.reapMu.Unlock()
+	if !p.reaped {
+		_ = syscall.Kill(-p.pid, sig)
+	}
 }
 
 // stop makes an idle process exit: closing its message pipe tells it it
