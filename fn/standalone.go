@@ -129,12 +129,23 @@ func (s *oneShot) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 func (s *oneShot) handle(sess sarama.ConsumerGroupSession, km *sarama.ConsumerMessage) int {
 	f := s.f
 	log := s.log.With("partition", km.Partition, "offset", km.Offset)
-	entries, err := s.fetchAttempts(km.Topic, km.Partition)
+	meta, err := s.fetchMetadata(km.Topic, km.Partition)
 	if err != nil {
 		log.Error("read attempt count", "err", err)
 		return ExitBroker
 	}
-	prev, _ := attempts.Find(entries, km.Offset)
+	// Finished offsets the restarter recorded stay recorded in our commits.
+	done := attempts.DecodeDone(meta)
+	if attempts.Covers(done, km.Offset) {
+		// The restarter finished it while an earlier message was pending.
+		if err := s.commit(sess, km.Topic, km.Partition, km.Offset+1, attempts.Encode(nil, done)); err != nil {
+			log.Error("commit", "err", err)
+			return ExitBroker
+		}
+		log.Info("already handled; committed")
+		return ExitOK
+	}
+	prev, _ := attempts.Find(attempts.Decode(meta), km.Offset)
 	if wait := time.Until(prev.Last.Add(Backoff(prev.Failed))); prev.Failed > 0 && wait > 0 {
 		select {
 		case <-time.After(wait):
@@ -157,14 +168,14 @@ func (s *oneShot) handle(sess sarama.ConsumerGroupSession, km *sarama.ConsumerMe
 			log.Error("publish emitted events; not committing", "err", err)
 			return ExitBroker
 		}
-		if err := s.commit(sess, km.Topic, km.Partition, km.Offset+1, ""); err != nil {
+		if err := s.commit(sess, km.Topic, km.Partition, km.Offset+1, attempts.Encode(nil, done)); err != nil {
 			log.Error("commit", "err", err)
 			return ExitBroker
 		}
 		log.Info("acked", "events", len(r.Events))
 		return ExitOK
 	case r.Outcome == OutcomeRetry && !f.Exhausted(m.Attempt):
-		meta := attempts.Encode([]attempts.Entry{{Offset: km.Offset, Failed: m.Attempt, Last: time.Now()}})
+		meta := attempts.Encode([]attempts.Entry{{Offset: km.Offset, Failed: m.Attempt, Last: time.Now()}}, done)
 		if err := s.commit(sess, km.Topic, km.Partition, km.Offset, meta); err != nil {
 			log.Error("record failed attempt", "err", err, "failure", r.Err)
 			return ExitBroker
@@ -177,7 +188,7 @@ func (s *oneShot) handle(sess sarama.ConsumerGroupSession, km *sarama.ConsumerMe
 			log.Error("dead-letter publish failed; not committing", "dlq", dl.Topic, "err", err)
 			return ExitBroker
 		}
-		if err := s.commit(sess, km.Topic, km.Partition, km.Offset+1, ""); err != nil {
+		if err := s.commit(sess, km.Topic, km.Partition, km.Offset+1, attempts.Encode(nil, done)); err != nil {
 			log.Error("commit after dead-letter", "err", err)
 			return ExitBroker
 		}
@@ -186,14 +197,14 @@ func (s *oneShot) handle(sess sarama.ConsumerGroupSession, km *sarama.ConsumerMe
 	}
 }
 
-// fetchAttempts reads the failure records kept in the partition's
-// committed offset metadata.
-func (s *oneShot) fetchAttempts(topic string, partition int32) ([]attempts.Entry, error) {
+// fetchMetadata reads the metadata of the partition's committed offset:
+// failure records and finished offsets.
+func (s *oneShot) fetchMetadata(topic string, partition int32) (string, error) {
 	c, err := kafka.FetchCommitted(s.client, s.f.spec.group, topic, []int32{partition})
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	return attempts.Decode(c[partition].Metadata), nil
+	return c[partition].Metadata, nil
 }
 
 // commit commits offset (the next offset to consume) synchronously as a

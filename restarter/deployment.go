@@ -50,6 +50,7 @@ type deployment struct {
 	// queue behind the fetch long-poll.
 	committer  sarama.Client
 	commitKick chan struct{}
+	commitMu   sync.Mutex
 	group      sarama.ConsumerGroup
 	cancel     context.CancelFunc
 	done       chan struct{} // closed when consuming has stopped and committed
@@ -223,7 +224,11 @@ func (d *deployment) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 			case <-sess.Context().Done():
 				return nil
 			}
-			prev := ps.add(km.Offset)
+			prev, finished := ps.add(km.Offset)
+			if finished {
+				<-d.buffered // finished by the partition's previous owner
+				continue
+			}
 			it := &item{msg: km, ps: ps, lane: d.laneOf(km), attempt: prev.Failed + 1}
 			if wait := time.Until(prev.Last.Add(fn.Backoff(prev.Failed))); prev.Failed > 0 && wait > 0 {
 				d.enqueueAfter(it, wait, true)
@@ -553,6 +558,10 @@ func (d *deployment) commitLoop(stop chan struct{}) {
 }
 
 func (d *deployment) commitParts(sess sarama.ConsumerGroupSession, parts ...*partState) {
+	// One commit at a time, its watermarks read under the same lock: a
+	// commit read earlier but sent later would move an offset backwards.
+	d.commitMu.Lock()
+	defer d.commitMu.Unlock()
 	var cs []kafka.Commit
 	var owners []*partState
 	for _, ps := range parts {

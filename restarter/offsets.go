@@ -21,6 +21,9 @@ type partState struct {
 	pending  []int64 // received, unfinished offsets, ascending
 	next     int64   // offset after the last received; the watermark when nothing is pending
 	failures map[int64]attempts.Entry
+	// skip are offsets a previous owner finished above its watermark, as
+	// its last commit recorded them: they are not run again.
+	skip     []attempts.Range
 	inflight int // messages in a process right now
 	revoked  bool
 	idle     *sync.Cond // signalled when inflight drops
@@ -38,17 +41,22 @@ func newPartState(topic string, partition int32, committed kafka.Commit, initial
 			ps.failures[e.Offset] = e
 		}
 	}
+	ps.skip = attempts.DecodeDone(committed.Metadata)
 	return ps
 }
 
 // add registers a received offset and returns the failures it had before
-// (zero for a new message).
-func (ps *partState) add(offset int64) attempts.Entry {
+// (zero for a new message), or finished when a previous owner already
+// finished it: then it is not pending and must not run.
+func (ps *partState) add(offset int64) (prev attempts.Entry, finished bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	ps.pending = append(ps.pending, offset)
 	ps.next = offset + 1
-	return ps.failures[offset]
+	if attempts.Covers(ps.skip, offset) {
+		return attempts.Entry{}, true
+	}
+	ps.pending = append(ps.pending, offset)
+	return ps.failures[offset], false
 }
 
 // begin marks a message as handed to a process; false when the partition
@@ -134,11 +142,29 @@ func (ps *partState) commit() (kafka.Commit, bool) {
 			es = append(es, e)
 		}
 	}
-	c := kafka.Commit{Topic: ps.topic, Partition: ps.partition, Offset: wm, Metadata: attempts.Encode(es)}
+	c := kafka.Commit{Topic: ps.topic, Partition: ps.partition, Offset: wm, Metadata: attempts.Encode(es, ps.finishedAbove())}
 	if wm < 0 || (wm == ps.committed && c.Metadata == ps.committedMeta) {
 		return c, false
 	}
 	return c, true
+}
+
+// finishedAbove returns the received offsets above the watermark that are
+// no longer pending (finished while an earlier one was not), as ranges:
+// the gaps between pending offsets, and after the last one. Called with
+// mu held.
+func (ps *partState) finishedAbove() []attempts.Range {
+	var out []attempts.Range
+	for i, off := range ps.pending {
+		end := ps.next
+		if i+1 < len(ps.pending) {
+			end = ps.pending[i+1]
+		}
+		if off+1 < end {
+			out = append(out, attempts.Range{From: off + 1, To: end - 1})
+		}
+	}
+	return out
 }
 
 // committedAt records a successful commit.

@@ -1,14 +1,21 @@
-// Package attempts keeps the failed-attempt counts of a partition's pending
-// messages in the metadata string of the partition's committed offset, so
-// the counts survive the process that made them: a standalone function
-// exits after every attempt, and the restarter may be restarted.
+// Package attempts keeps what a partition's committed offset alone cannot
+// say in the metadata string of that commit, so it survives the process
+// that knew it (a standalone function exits after every attempt, the
+// restarter may be restarted):
 //
-// The format is "fn1" followed by one ";offset:failed:unixmillis" entry per
-// message, for example "fn1;42:2:1700000000000". Metadata that does not
-// start with "fn1" (another client's) reads as no counts.
+//   - the failed-attempt counts of messages at or after the offset;
+//   - the messages after the offset that are already finished (acked or
+//     dead-lettered) while an earlier one was not, so a restart does not
+//     run them again.
+//
+// The format is "fn1" followed by ";offset:failed:unixmillis" entries and
+// ";d:from-to" ranges of finished offsets, for example
+// "fn1;42:2:1700000000000;d:44-47". Metadata that does not start with
+// "fn1" (another client's) reads as empty.
 package attempts
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -18,9 +25,13 @@ import (
 
 const prefix = "fn1"
 
-// MaxEntries bounds how many messages one metadata string tracks: Kafka
-// limits offset metadata to 4096 bytes by default.
+// MaxEntries bounds how many failure entries, and how many finished
+// ranges, one metadata string keeps.
 const MaxEntries = 100
+
+// maxBytes keeps the metadata under Kafka's default limit of 4096 bytes
+// (offset.metadata.max.bytes): a larger one would fail the whole commit.
+const maxBytes = 4000
 
 // Entry is the failure record of one message.
 type Entry struct {
@@ -29,22 +40,70 @@ type Entry struct {
 	Last   time.Time // when the last attempt failed
 }
 
-// Encode formats entries, keeping the MaxEntries lowest offsets.
-func Encode(entries []Entry) string {
-	if len(entries) == 0 {
+// Range is an inclusive range of finished offsets.
+type Range struct{ From, To int64 }
+
+// Encode formats failure entries and finished ranges, keeping at most
+// MaxEntries of each, the lowest offsets first: what does not fit is
+// forgotten, so at worst a message gets an extra attempt or runs again,
+// never fewer.
+func Encode(entries []Entry, done []Range) string {
+	if len(entries) == 0 && len(done) == 0 {
 		return ""
 	}
 	es := slices.Clone(entries)
-	slices.SortFunc(es, func(a, b Entry) int { return int(min(max(a.Offset-b.Offset, -1), 1)) })
-	if len(es) > MaxEntries {
-		es = es[:MaxEntries]
-	}
+	slices.SortFunc(es, func(a, b Entry) int { return cmp.Compare(a.Offset, b.Offset) })
+	es = es[:min(len(es), MaxEntries)]
+	ds := slices.Clone(done)
+	slices.SortFunc(ds, func(a, b Range) int { return cmp.Compare(a.From, b.From) })
+	ds = ds[:min(len(ds), MaxEntries)]
 	var b strings.Builder
 	b.WriteString(prefix)
+	add := func(entry string) {
+		if b.Len()+len(entry) <= maxBytes {
+			b.WriteString(entry)
+		}
+	}
 	for _, e := range es {
-		fmt.Fprintf(&b, ";%d:%d:%d", e.Offset, e.Failed, e.Last.UnixMilli())
+		add(fmt.Sprintf(";%d:%d:%d", e.Offset, e.Failed, e.Last.UnixMilli()))
+	}
+	for _, d := range ds {
+		add(fmt.Sprintf(";d:%d-%d", d.From, d.To))
 	}
 	return b.String()
+}
+
+// DecodeDone returns the finished ranges in metadata written by Encode.
+func DecodeDone(s string) []Range {
+	parts := strings.Split(s, ";")
+	if parts[0] != prefix {
+		return nil
+	}
+	var out []Range
+	for _, p := range parts[1:] {
+		r, ok := strings.CutPrefix(p, "d:")
+		if !ok {
+			continue
+		}
+		a, b, ok := strings.Cut(r, "-")
+		from, err1 := strconv.ParseInt(a, 10, 64)
+		to, err2 := strconv.ParseInt(b, 10, 64)
+		if !ok || err1 != nil || err2 != nil || from < 0 || to < from {
+			return nil
+		}
+		out = append(out, Range{from, to})
+	}
+	return out
+}
+
+// Covers reports whether offset lies in one of the ranges.
+func Covers(done []Range, offset int64) bool {
+	for _, d := range done {
+		if d.From <= offset && offset <= d.To {
+			return true
+		}
+	}
+	return false
 }
 
 // Decode parses metadata written by Encode. Foreign or damaged metadata
@@ -57,6 +116,9 @@ func Decode(s string) []Entry {
 	}
 	var out []Entry
 	for _, p := range parts[1:] {
+		if strings.HasPrefix(p, "d:") {
+			continue // a finished range: DecodeDone reads those
+		}
 		f := strings.Split(p, ":")
 		if len(f) != 3 {
 			return nil

@@ -10,7 +10,7 @@ import (
 func TestRoundTrip(t *testing.T) {
 	at := time.UnixMilli(1700000000123)
 	in := []Entry{{Offset: 9, Failed: 1, Last: at}, {Offset: 3, Failed: 4, Last: at}}
-	s := Encode(in)
+	s := Encode(in, nil)
 	if s != "fn1;3:4:1700000000123;9:1:1700000000123" {
 		t.Fatalf("Encode = %q", s)
 	}
@@ -40,7 +40,7 @@ func TestEncodeBoundsSize(t *testing.T) {
 	for i := range 500 {
 		es = append(es, Entry{Offset: int64(1e15 + i), Failed: 99, Last: time.Now()})
 	}
-	s := Encode(es)
+	s := Encode(es, nil)
 	if len(s) > 4096 {
 		t.Fatalf("metadata is %d bytes, over Kafka's default 4096", len(s))
 	}
@@ -58,9 +58,43 @@ func FuzzDecode(f *testing.F) {
 		if es == nil {
 			return
 		}
-		again := Decode(Encode(es))
+		again := Decode(Encode(es, nil))
 		if len(again) != min(len(es), MaxEntries) {
 			t.Fatalf("re-decoded %d entries from %d", len(again), len(es))
 		}
 	})
+}
+
+func TestFinishedRanges(t *testing.T) {
+	at := time.UnixMilli(1700000000000)
+	s := Encode([]Entry{{Offset: 42, Failed: 2, Last: at}}, []Range{{48, 48}, {44, 46}})
+	if s != "fn1;42:2:1700000000000;d:44-46;d:48-48" {
+		t.Fatalf("Encode = %q", s)
+	}
+	if got := Decode(s); len(got) != 1 || got[0].Offset != 42 {
+		t.Fatalf("Decode = %+v", got)
+	}
+	done := DecodeDone(s)
+	for off, want := range map[int64]bool{42: false, 43: false, 44: true, 46: true, 47: false, 48: true} {
+		if Covers(done, off) != want {
+			t.Errorf("Covers(%d) = %v, want %v", off, !want, want)
+		}
+	}
+	for _, bad := range []string{"fn1;d:5-3", "fn1;d:x-3", "fn1;d:3"} {
+		if DecodeDone(bad) != nil {
+			t.Errorf("DecodeDone(%q) is not empty", bad)
+		}
+	}
+}
+
+func TestEncodeStaysUnderKafkasLimit(t *testing.T) {
+	var es []Entry
+	var ds []Range
+	for i := range 100 {
+		es = append(es, Entry{Offset: 1e18 + int64(i), Failed: 99, Last: time.Now()})
+		ds = append(ds, Range{From: 2e18 + int64(10*i), To: 2e18 + int64(10*i+5)})
+	}
+	if s := Encode(es, ds); len(s) > 4096 {
+		t.Fatalf("metadata is %d bytes, over Kafka's default 4096", len(s))
+	}
 }
