@@ -32,6 +32,13 @@ const EnvPipe = "FN_PIPE"
 // MaxFrame bounds a frame: larger is a protocol error, not an allocation.
 const MaxFrame = 64 << 20
 
+// Values of Outcome.Outcome.
+const (
+	OutcomeAck        = 0 // the handler succeeded
+	OutcomeRetry      = 1 // a failure another attempt may fix
+	OutcomeDeadLetter = 2 // a failure no attempt can fix
+)
+
 // Frame types.
 const (
 	TypeReady   byte = 'R'
@@ -58,7 +65,11 @@ type Message struct {
 // Header is a record header.
 type Header struct{ Key, Value string }
 
-// Outcome is the outcome frame. Outcome and Failure use fn's values.
+// Outcome is the outcome frame: the result of one attempt. Failure is a
+// delivery.Failure, empty on success; Outcome is what the function judged
+// should follow (an Outcome* constant), for readers of the frame that do
+// not know the delivery rules. The restarter decides from Failure and its
+// own attempt count.
 type Outcome struct {
 	Outcome int
 	Failure string
