@@ -13,6 +13,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/rcrowley/go-metrics"
+
+	"github.com/microfn/microfn/internal/delivery"
 )
 
 // DefaultBrokers is where microfn looks for Kafka when nothing else is
@@ -68,6 +70,7 @@ var Version = sarama.V3_0_0_0
 func Config(clientID string) *sarama.Config {
 	c := sarama.NewConfig()
 	c.ClientID = clientID
+	c.MetricRegistry = noMetrics{}
 	c.Version = Version
 	c.Net.DialTimeout = 5 * time.Second
 	c.Metadata.Retry.Max = 3
@@ -93,10 +96,40 @@ func Config(clientID string) *sarama.Config {
 	return c
 }
 
-// sarama records go-metrics meters and exponentially decaying histograms
-// on every request; nothing in microfn reads them, and they cost CPU on the
-// per-message path. With UseNilMetrics their constructors return no-ops.
-func init() { metrics.UseNilMetrics = true }
+// noMetrics is a go-metrics registry that keeps nothing. sarama records
+// meters and exponentially decaying histograms on every request; nothing in
+// microfn reads them, and they cost CPU on the per-message path. Set on
+// microfn's own clients, it leaves every other user of go-metrics in the
+// process alone (metrics.UseNilMetrics would not).
+type noMetrics struct{}
+
+func (noMetrics) Each(func(string, any))            {}
+func (noMetrics) Get(string) any                    { return nil }
+func (noMetrics) GetAll() map[string]map[string]any { return nil }
+func (noMetrics) Register(string, any) error        { return nil }
+func (noMetrics) RunHealthchecks()                  {}
+func (noMetrics) Unregister(string)                 {}
+func (noMetrics) UnregisterAll()                    {}
+
+// GetOrRegister returns a metric that records nothing instead of building
+// the one asked for.
+func (noMetrics) GetOrRegister(_ string, metric any) any {
+	switch m := metric.(type) {
+	case func() metrics.Meter:
+		return metrics.NilMeter{}
+	case func() metrics.Counter:
+		return metrics.NilCounter{}
+	case func() metrics.Histogram:
+		return metrics.NilHistogram{}
+	case func() metrics.Gauge:
+		return metrics.NilGauge{}
+	case func() metrics.Timer:
+		return metrics.NilTimer{}
+	case func() any:
+		return m()
+	}
+	return metric
+}
 
 // Headers converts sarama record headers to a map. A repeated key keeps
 // its last value, as watermill's metadata does.
@@ -219,4 +252,55 @@ func FetchCommitted(client sarama.Client, group, topic string, partitions []int3
 		out[p] = c
 	}
 	return out, nil
+}
+
+// IsRefusal reports whether a produce error is the broker refusing the
+// records themselves, so that sending them again cannot succeed.
+func IsRefusal(err error) bool {
+	for _, kerr := range []sarama.KError{
+		sarama.ErrMessageSizeTooLarge, sarama.ErrMessageSetSizeTooLarge, sarama.ErrInvalidTopic,
+		sarama.ErrTopicAuthorizationFailed, sarama.ErrClusterAuthorizationFailed, sarama.ErrInvalidRecord,
+		sarama.ErrPolicyViolation, sarama.ErrInvalidMessage, sarama.ErrUnsupportedForMessageFormat,
+	} {
+		if errors.Is(err, kerr) {
+			return true
+		}
+	}
+	return false
+}
+
+// Send publishes records with p, as a delivery.SendFunc: on failure it
+// returns the records the broker did not store, and marks a refusal that
+// sending again cannot fix with delivery.Refused.
+func Send(p sarama.SyncProducer, records []delivery.Record) ([]delivery.Record, error) {
+	if len(records) == 0 {
+		return nil, nil
+	}
+	msgs := make([]*sarama.ProducerMessage, len(records))
+	for i, r := range records {
+		msgs[i] = ProducerMessage(r.Topic, r.Key, r.Value, r.Headers)
+		msgs[i].Metadata = i
+	}
+	err := p.SendMessages(msgs)
+	if err == nil {
+		return nil, nil
+	}
+	var perrs sarama.ProducerErrors
+	if !errors.As(err, &perrs) {
+		return nil, err
+	}
+	unsent := make([]delivery.Record, 0, len(perrs))
+	var refusal error
+	for _, pe := range perrs {
+		if i, ok := pe.Msg.Metadata.(int); ok {
+			unsent = append(unsent, records[i])
+		}
+		if refusal == nil && IsRefusal(pe.Err) {
+			refusal = fmt.Errorf("publish to %s: %w", pe.Msg.Topic, pe.Err)
+		}
+	}
+	if refusal != nil {
+		return unsent, delivery.Refused(refusal)
+	}
+	return unsent, fmt.Errorf("publish to %s: %w", perrs[0].Msg.Topic, perrs[0].Err)
 }
