@@ -1,7 +1,6 @@
 package restarter
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,74 +8,59 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/IBM/sarama"
 
-	"github.com/microfn/microfn/fn"
+	"github.com/microfn/microfn/internal/delivery"
+	"github.com/microfn/microfn/internal/fnproto"
 	"github.com/microfn/microfn/internal/kafka"
 	"github.com/microfn/microfn/internal/pipe"
+	"github.com/microfn/microfn/internal/runner"
 )
-
-// commitLinger is how long a moved watermark waits for others to share
-// its commit.
-const commitLinger = 2 * time.Millisecond
 
 // maxBuffered bounds the messages a deployment holds that are not yet in a
 // process: past it, fetching waits.
 const maxBuffered = 1024
 
-// item is one message on its way through a deployment.
-type item struct {
-	msg     *sarama.ConsumerMessage
-	ps      *partState
-	lane    string // ordering lane; "" for none
-	attempt int
-}
-
+// deployment is one deployment at work. It is the consumer-group member
+// (Setup, Cleanup and ConsumeClaim feed the partitions' messages in), and
+// it composes the parts that do the rest: lanes order the messages, the
+// pool keeps warm processes, dispatch hands each runnable message to a
+// process, handle carries out what package delivery decides about the
+// attempt, and the committer commits each partition's watermark.
 type deployment struct {
 	e    *Engine
-	spec Spec
+	spec Spec // as deployed; only the pool's size changes later (pool.resize)
 	log  *slog.Logger
 	logw io.Writer // the functions' output
-	env  []string  // the function processes' base environment
+	proc runner.Config
 
 	client sarama.Client
-	// committer has its own connections: a commit on the consumer's would
-	// queue behind the fetch long-poll.
-	committer  sarama.Client
-	commitKick chan struct{}
-	commitMu   sync.Mutex
-	group      sarama.ConsumerGroup
-	cancel     context.CancelFunc
-	done       chan struct{} // closed when consuming has stopped and committed
+	// commitClient has its own connections: a commit on the consumer's
+	// would queue behind the fetch long-poll.
+	commitClient sarama.Client
+	group        sarama.ConsumerGroup
+	done         chan struct{} // closed when consuming has stopped and committed
 
 	buffered chan struct{} // a slot per held message
+	lanes    *lanes
+	pool     *pool
+	commits  *committer
 
-	mu     sync.Mutex
-	cond   *sync.Cond
-	ready  []*item
-	lanes  map[string][]*item // waiting items per busy lane
-	busy   map[string]bool
-	parts  map[int32]*partState
-	sess   sarama.ConsumerGroupSession
-	closed bool
-
-	pool *pool
+	mu    sync.Mutex
+	parts map[int32]*partState
+	sess  sarama.ConsumerGroupSession
 
 	processed, failed, deadLettered atomic.Int64
 	inflight                        atomic.Int64
 }
 
 func newDeployment(e *Engine, s Spec) (*deployment, error) {
-	d := &deployment{e: e, spec: s, lanes: map[string][]*item{}, busy: map[string]bool{},
-		parts: map[int32]*partState{}, buffered: make(chan struct{}, maxBuffered), done: make(chan struct{}),
-		commitKick: make(chan struct{}, 1)}
-	d.cond = sync.NewCond(&d.mu)
+	d := &deployment{e: e, spec: s, parts: map[int32]*partState{}, buffered: make(chan struct{}, maxBuffered),
+		done: make(chan struct{}), lanes: newLanes()}
 	d.log = e.log.With("deployment", s.Name)
 	d.logw = io.Discard
 	if e.cfg.LogDir != "" {
@@ -86,14 +70,17 @@ func newDeployment(e *Engine, s Spec) (*deployment, error) {
 		}
 		d.logw = f
 	}
-	d.env = append(os.Environ(), s.Env...)
+	env := append(os.Environ(), s.Env...)
 	if s.MemoryLimit > 0 {
 		// Go functions collect garbage before they reach the limit.
-		d.env = append(d.env, "GOMEMLIMIT="+strconv.FormatInt(s.MemoryLimit*9/10, 10))
+		env = append(env, "GOMEMLIMIT="+strconv.FormatInt(s.MemoryLimit*9/10, 10))
 	}
 	if s.Subscriber != "" {
-		d.env = append(d.env, fn.EnvSubscriber+"="+s.Subscriber)
+		env = append(env, fnproto.EnvSubscriber+"="+s.Subscriber)
 	}
+	d.proc = runner.Config{Binary: s.Binary, Args: s.Args, Env: env, Plain: s.Plain, MemoryLimit: s.MemoryLimit,
+		Log: d.logw, KillGrace: KillGrace}
+
 	cfg := kafka.Config("microfn-" + s.Name)
 	cfg.Consumer.Group.Rebalance.Timeout = time.Duration(s.Timeout) + KillGrace + 10*time.Second
 	cfg.ChannelBufferSize = 256
@@ -102,7 +89,7 @@ func newDeployment(e *Engine, s Spec) (*deployment, error) {
 		d.closeLog()
 		return nil, fmt.Errorf("deployment %s: cannot reach Kafka at %v: %w", s.Name, e.cfg.Brokers, err)
 	}
-	committer, err := sarama.NewClient(e.cfg.Brokers, cfg)
+	commitClient, err := sarama.NewClient(e.cfg.Brokers, cfg)
 	if err != nil {
 		client.Close()
 		d.closeLog()
@@ -111,12 +98,15 @@ func newDeployment(e *Engine, s Spec) (*deployment, error) {
 	group, err := sarama.NewConsumerGroupFromClient(s.Group, client)
 	if err != nil {
 		client.Close()
-		committer.Close()
+		commitClient.Close()
 		d.closeLog()
 		return nil, fmt.Errorf("deployment %s: consumer group %s: %w", s.Name, s.Group, err)
 	}
-	d.client, d.committer, d.group = client, committer, group
-	d.pool = newPool(d)
+	d.client, d.commitClient, d.group = client, commitClient, group
+	d.pool = newPool(s.Pool, s.Plain, func() (process, error) { return runner.Start(d.proc) }, realClock{}, d.log)
+	d.commits = newCommitter(e.cfg.CommitInterval, func(gen generation, cs []kafka.Commit) error {
+		return kafka.CommitOffsets(d.commitClient, d.spec.Group, gen.id, gen.member, cs)
+	}, d.log)
 	return d, nil
 }
 
@@ -124,7 +114,7 @@ func newDeployment(e *Engine, s Spec) (*deployment, error) {
 func (d *deployment) discard() {
 	d.group.Close()
 	d.client.Close()
-	d.committer.Close()
+	d.commitClient.Close()
 	d.closeLog()
 }
 
@@ -145,7 +135,7 @@ func (d *deployment) run(ctx context.Context) {
 		}
 	}()
 	commitStop := make(chan struct{})
-	go d.commitLoop(commitStop)
+	go d.commits.run(commitStop, d.current)
 	for ctx.Err() == nil {
 		if err := d.group.Consume(ctx, []string{d.spec.Topic}, d); err != nil {
 			d.log.Error("consume", "err", err)
@@ -156,21 +146,36 @@ func (d *deployment) run(ctx context.Context) {
 		}
 	}
 	close(commitStop)
-	d.mu.Lock()
-	d.closed = true
-	d.mu.Unlock()
-	d.cond.Broadcast()
+	d.lanes.close()
 	if err := d.group.Close(); err != nil {
 		d.log.Warn("leave group", "err", err)
 	}
 	d.pool.stop()
 	d.client.Close()
-	d.committer.Close()
+	d.commitClient.Close()
 	d.closeLog()
 }
 
-// Setup reads the committed metadata (attempt counts) of the claimed
-// partitions and starts tracking them.
+// current is the membership and the partitions it holds, for the
+// committer.
+func (d *deployment) current() (generation, []*partState, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.sess == nil {
+		return generation{}, nil, false
+	}
+	parts := make([]*partState, 0, len(d.parts))
+	for _, ps := range d.parts {
+		parts = append(parts, ps)
+	}
+	return generationOf(d.sess), parts, true
+}
+
+func generationOf(sess sarama.ConsumerGroupSession) generation {
+	return generation{id: sess.GenerationID(), member: sess.MemberID()}
+}
+
+// Setup starts a membership.
 func (d *deployment) Setup(sess sarama.ConsumerGroupSession) error {
 	d.mu.Lock()
 	d.sess = sess
@@ -179,7 +184,8 @@ func (d *deployment) Setup(sess sarama.ConsumerGroupSession) error {
 	return nil
 }
 
-// Cleanup forgets the session; each claim has committed what it finished.
+// Cleanup forgets the membership; each claim has committed what it
+// finished.
 func (d *deployment) Cleanup(sess sarama.ConsumerGroupSession) error {
 	d.mu.Lock()
 	if d.sess == sess {
@@ -189,7 +195,7 @@ func (d *deployment) Cleanup(sess sarama.ConsumerGroupSession) error {
 	return nil
 }
 
-// ConsumeClaim feeds one partition's messages to the scheduler. When the
+// ConsumeClaim feeds one partition's messages to the lanes. When the
 // partition is revoked (or the deployment stops) it stops taking work,
 // waits for the partition's messages in processes to finish, commits and
 // returns: no message is ever handled by two members at once.
@@ -206,7 +212,7 @@ func (d *deployment) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 		ps.markRevoked()
 		d.pool.wake() // a dispatch waiting for a process for this partition gives up
 		ps.waitIdle(time.Duration(d.spec.Timeout) + KillGrace + time.Second)
-		d.commitParts(sess, ps)
+		d.commits.commit(generationOf(sess), ps)
 		d.mu.Lock()
 		if d.parts[claim.Partition()] == ps {
 			delete(d.parts, claim.Partition())
@@ -229,11 +235,11 @@ func (d *deployment) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 				<-d.buffered // finished by the partition's previous owner
 				continue
 			}
-			it := &item{msg: km, ps: ps, lane: d.laneOf(km), attempt: prev.Failed + 1}
-			if wait := time.Until(prev.Last.Add(fn.Backoff(prev.Failed))); prev.Failed > 0 && wait > 0 {
-				d.enqueueAfter(it, wait, true)
+			it := &item{msg: km, ps: ps, lane: laneOf(d.spec.Order, km.Partition, km.Key), attempt: prev.Failed + 1}
+			if wait := time.Until(prev.Last.Add(delivery.Backoff(prev.Failed))); prev.Failed > 0 && wait > 0 {
+				d.lanes.addAfter(it, wait)
 			} else {
-				d.enqueue(it, true)
+				d.lanes.add(it)
 			}
 		case <-sess.Context().Done():
 			return nil
@@ -241,105 +247,39 @@ func (d *deployment) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 	}
 }
 
-func (d *deployment) laneOf(km *sarama.ConsumerMessage) string {
-	switch d.spec.Order {
-	case OrderPartition:
-		return strconv.Itoa(int(km.Partition))
-	case OrderKey:
-		if km.Key != nil {
-			return strconv.Itoa(int(km.Partition)) + "/" + string(km.Key)
-		}
-	}
-	return ""
-}
-
-// enqueue makes it runnable, or queues it behind its lane's running
-// message. fresh says it is new, not a retry that already holds its lane.
-func (d *deployment) enqueue(it *item, fresh bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if fresh && it.lane != "" {
-		if d.busy[it.lane] {
-			d.lanes[it.lane] = append(d.lanes[it.lane], it)
-			return
-		}
-		d.busy[it.lane] = true
-	}
-	d.ready = append(d.ready, it)
-	d.cond.Signal()
-}
-
-// enqueueAfter enqueues it after a backoff, holding its lane meanwhile.
-func (d *deployment) enqueueAfter(it *item, wait time.Duration, fresh bool) {
-	if fresh && it.lane != "" {
-		d.mu.Lock()
-		if d.busy[it.lane] {
-			d.lanes[it.lane] = append(d.lanes[it.lane], it)
-			d.mu.Unlock()
-			return
-		}
-		d.busy[it.lane] = true
-		d.mu.Unlock()
-	}
-	time.AfterFunc(wait, func() { d.enqueue(it, false) })
-}
-
-// finish releases it's lane (starting the next message of the lane) and
+// finish releases it's lane (the next message of the lane may run) and
 // its buffer slot.
 func (d *deployment) finish(it *item) {
-	d.mu.Lock()
-	if it.lane != "" {
-		if q := d.lanes[it.lane]; len(q) > 0 {
-			next := q[0]
-			if len(q) == 1 {
-				delete(d.lanes, it.lane)
-			} else {
-				d.lanes[it.lane] = q[1:]
-			}
-			d.ready = append(d.ready, next)
-			d.cond.Signal()
-		} else {
-			delete(d.busy, it.lane)
-		}
-	}
-	d.mu.Unlock()
+	d.lanes.done(it)
 	<-d.buffered
 }
 
 // dispatch hands runnable messages to warm processes, one process each.
 func (d *deployment) dispatch() {
 	for {
-		d.mu.Lock()
-		for len(d.ready) == 0 && !d.closed {
-			d.cond.Wait()
-		}
-		if d.closed {
-			d.mu.Unlock()
+		it, ok := d.lanes.next()
+		if !ok {
 			return
 		}
-		it := d.ready[0]
-		d.ready = d.ready[1:]
-		d.mu.Unlock()
-
 		if it.ps.isRevoked() {
 			d.finish(it)
 			continue
 		}
-		var p *proc
+		var p process
 		if !d.spec.Plain {
-			if p = d.pool.take(it.ps); p == nil {
+			if p = d.pool.take(it.ps.isRevoked); p == nil {
 				d.finish(it) // revoked or stopping while waiting for a process
 				continue
 			}
-		} else if !d.pool.acquirePlain(it.ps) {
+		} else if !d.pool.acquire(it.ps.isRevoked) {
 			d.finish(it)
 			continue
 		}
 		if !it.ps.begin() {
 			if p != nil {
-				go p.stop(KillGrace)
+				go p.Stop()
 			} else {
-				d.pool.releasePlain()
+				d.pool.release()
 			}
 			d.finish(it)
 			continue
@@ -349,243 +289,101 @@ func (d *deployment) dispatch() {
 	}
 }
 
-// handle runs it in p (or a plain process) and acts on the outcome.
-func (d *deployment) handle(it *item, p *proc) {
+// handle runs one attempt of it (in p, or in a plain process it starts)
+// and carries out what delivery decides.
+func (d *deployment) handle(it *item, p process) {
 	defer d.inflight.Add(-1)
 	// The message counts as in flight until its outcome is recorded (done,
 	// failed attempt, or dead letter): a revoke waits for that before its
 	// final commit, or a finished message would be redelivered.
 	defer it.ps.end()
-	r, pr := d.invoke(it, p)
-	if r.Outcome == fn.OutcomeAck {
-		err := d.e.publish(r.Events)
+	m := d.pipeMessage(it)
+	var r delivery.Result
+	if d.spec.Plain {
+		_, r = runner.RunPlain(d.proc, m)
+		d.pool.release()
+	} else {
+		p.SetLabel(runner.Label(p.Pid(), m))
+		r = p.Run(m)
+	}
+	action := delivery.Decide(r, it.attempt, d.spec.MaxAttempts)
+	if action == delivery.Ack {
+		err := delivery.Publish(it.ps.ctx, r.Events, d.e.send, func(err error, wait time.Duration) {
+			d.log.Warn("publishing the function's events failed; publishing them again", "partition", it.msg.Partition,
+				"offset", it.msg.Offset, "err", err, "retry_in", wait)
+		})
 		if err == nil {
 			d.processed.Add(1)
 			it.ps.done(it.msg.Offset)
-			d.kickCommit()
+			d.commits.soon()
 			d.finish(it)
 			return
 		}
-		r = fn.Result{Outcome: fn.OutcomeRetry, Failure: "publish", Err: fmt.Errorf("publish emitted events: %w", err)}
+		if !errors.Is(err, delivery.ErrRefused) {
+			// The partition went elsewhere first: the message is not
+			// committed, and its next owner runs it again.
+			d.log.Warn("partition lost before the function's events were published; the message will run again",
+				"partition", it.msg.Partition, "offset", it.msg.Offset, "err", err)
+			d.finish(it)
+			return
+		}
+		r, action = delivery.Failed(delivery.FailurePublish, fmt.Errorf("publish the function's events: %w", err)), delivery.DeadLetter
 	}
 	// Failures only from here: the acknowledged path above stays lean.
 	log := d.log.With("partition", it.msg.Partition, "offset", it.msg.Offset, "attempt", it.attempt)
 	d.failed.Add(1)
-	if r.Outcome == fn.OutcomeRetry && it.attempt < d.spec.MaxAttempts {
+	if action == delivery.Retry {
 		log.Warn("attempt failed; will retry", "failure", r.Failure, "err", r.Err)
 		it.ps.fail(it.msg.Offset, it.attempt)
-		d.kickCommit() // the attempt count must outlive a crash of the restarter
-		wait := fn.Backoff(it.attempt)
+		d.commits.soon() // the attempt count must outlive a crash of the restarter
+		wait := delivery.Backoff(it.attempt)
 		it.attempt++
-		d.enqueueAfter(it, wait, false)
+		d.lanes.retryAfter(it, wait)
 		return
 	}
-	dl := fn.DeadLetterRecord(d.spec.Name, d.spec.DeadLetter, d.fnMessage(it), r)
-	if pr != nil {
-		<-pr.done // its output, for the stderr tail, is complete once it has exited
-		code, sig, _ := pr.exitDescription()
-		if sig != "" {
-			dl.Headers[fn.HeaderSignal] = sig
-		} else if code >= 0 {
-			dl.Headers[fn.HeaderExitCode] = strconv.Itoa(code)
-		}
-		dl.Headers[fn.HeaderStderr] = pr.tail.String()
+	if r.Process == nil && p != nil {
+		r.Process = p.Wait() // the process's output, for the dead letter, is complete once it has exited
 	}
-	// A failed dead-letter publish leaves the message uncommitted; keep
-	// trying until it lands or the partition goes elsewhere.
-	for backoff := 1; ; backoff++ {
-		err := d.e.publish([]fn.Event{dl})
-		if err == nil {
-			break
-		}
-		log.Error("dead-letter publish failed; not committing", "dlq", dl.Topic, "err", err)
-		time.Sleep(fn.Backoff(backoff))
-		if it.ps.isRevoked() {
-			d.finish(it)
-			return
-		}
+	dl := delivery.NewDeadLetter(d.spec.DeadLetter, d.spec.Name, deliveryMessage(it.msg), it.attempt, r, time.Now())
+	if err := delivery.PublishDeadLetter(it.ps.ctx, dl, d.e.send, func(err error, wait time.Duration) {
+		log.Error("dead-letter publish failed; not committing", "dlq", dl.Topic, "err", err, "retry_in", wait)
+	}); err != nil {
+		d.finish(it) // the partition went elsewhere: its next owner runs it again
+		return
 	}
-	log.Warn("dead-lettered", "dlq", dl.Topic, "reason", dl.Headers[fn.HeaderReason], "err", r.Err)
+	log.Warn("dead-lettered", "dlq", dl.Topic, "reason", dl.Headers[delivery.HeaderReason], "failure", r.Failure, "err", r.Err)
 	d.deadLettered.Add(1)
 	it.ps.done(it.msg.Offset)
-	d.kickCommit()
+	d.commits.soon()
 	d.finish(it)
 }
 
-func (d *deployment) fnMessage(it *item) *fn.Message {
+// pipeMessage is it's attempt as a function process gets it, with its
+// deadline from now.
+func (d *deployment) pipeMessage(it *item) *pipe.Message {
 	km := it.msg
-	return &fn.Message{Topic: km.Topic, Partition: km.Partition, Offset: km.Offset, Key: km.Key,
-		Value: km.Value, Headers: kafka.Headers(km.Headers), Timestamp: km.Timestamp, Attempt: it.attempt}
-}
-
-// invoke runs one attempt and returns its result and the process.
-func (d *deployment) invoke(it *item, p *proc) (fn.Result, *proc) {
-	start := time.Now()
-	timeout := time.Duration(d.spec.Timeout)
-	km := it.msg
-	if d.spec.Plain {
-		var err error
-		if p, err = d.startPlain(it); err != nil {
-			d.pool.releasePlain()
-			return fn.Result{Outcome: fn.OutcomeRetry, Failure: "start", Err: err}, nil
-		}
-		defer d.pool.releasePlain()
-	}
-	label := fmt.Sprintf("pid=%d %s/%d@%d#%d", p.pid, km.Topic, km.Partition, km.Offset, it.attempt)
-	p.label.Store(&label)
-
-	// The deadline holds until the process has exited, not just until it
-	// reported: one that hangs after its outcome is killed too.
-	timer := time.AfterFunc(timeout, func() {
-		p.killed.Store(true)
-		p.kill(syscall.SIGTERM)
-		time.AfterFunc(KillGrace, func() { p.kill(syscall.SIGKILL) })
-	})
-	go func() {
-		<-p.done
-		timer.Stop()
-	}()
-
-	var out *pipe.Outcome
-	if !d.spec.Plain {
-		pm := &pipe.Message{Topic: km.Topic, Partition: km.Partition, Offset: km.Offset, Key: km.Key,
-			Value: km.Value, Timestamp: km.Timestamp, Attempt: it.attempt, Deadline: start.Add(timeout)}
+	m := &pipe.Message{Topic: km.Topic, Partition: km.Partition, Offset: km.Offset, Key: km.Key, Value: km.Value,
+		Timestamp: km.Timestamp, Attempt: it.attempt, Deadline: time.Now().Add(time.Duration(d.spec.Timeout))}
+	if len(km.Headers) > 0 {
+		m.Headers = make([]pipe.Header, 0, len(km.Headers))
 		for _, h := range km.Headers {
-			pm.Headers = append(pm.Headers, pipe.Header{Key: string(h.Key), Value: string(h.Value)})
+			m.Headers = append(m.Headers, pipe.Header{Key: string(h.Key), Value: string(h.Value)})
 		}
-		if _, err := p.in.Write(pipe.EncodeMessage(pm)); err == nil {
-			p.in.Close()
-			if typ, body, err := pipe.ReadFrame(p.out); err == nil && typ == pipe.TypeOutcome {
-				out, _ = pipe.DecodeOutcome(body)
-			}
-		}
-		p.out.Close()
 	}
-	if out != nil {
-		r := fn.Result{Outcome: fn.Outcome(out.Outcome), Failure: out.Failure, Duration: time.Since(start)}
-		if out.Error != "" {
-			r.Err = errors.New(out.Error)
-		}
-		for _, e := range out.Events {
-			ev := fn.Event{Topic: e.Topic, Key: e.Key, Value: e.Value, Headers: map[string]string{}}
-			for _, h := range e.Headers {
-				ev.Headers[h.Key] = h.Value
-			}
-			r.Events = append(r.Events, ev)
-		}
-		// The process exits by itself; reaping happens off this path.
-		return r, p
-	}
-	<-p.done
-	code, sig, text := p.exitDescription()
-	r := fn.Result{Outcome: fn.OutcomeRetry, Failure: fn.FailureError, Duration: time.Since(start)}
-	switch {
-	case p.killed.Load():
-		r.Failure, r.Err = fn.FailureTimeout, fmt.Errorf("timed out after %v (%s)", timeout, text)
-	case d.spec.Plain && code == 0:
-		return fn.Result{Outcome: fn.OutcomeAck, Duration: r.Duration}, p
-	case sig != "":
-		r.Failure, r.Err = "crash", fmt.Errorf("process %s", text)
-	default:
-		r.Failure, r.Err = "crash", fmt.Errorf("process ended with %s before reporting an outcome", text)
-	}
-	return r, p
+	return m
 }
 
-// startPlain starts a plain executable for it: value on stdin, key and
-// headers in the environment.
-func (d *deployment) startPlain(it *item) (*proc, error) {
-	km := it.msg
-	env := append([]string{}, d.env...)
-	env = append(env, "FN_TOPIC="+km.Topic, "FN_PARTITION="+strconv.Itoa(int(km.Partition)),
-		"FN_OFFSET="+strconv.FormatInt(km.Offset, 10), "FN_ATTEMPT="+strconv.Itoa(it.attempt))
-	if km.Key != nil {
-		env = append(env, "FN_KEY="+string(km.Key))
-	}
-	for _, h := range km.Headers {
-		env = append(env, "FN_HEADER_"+envName(string(h.Key))+"="+string(h.Value))
-	}
-	return startProc(d.spec, env, d.logw, bytes.NewReader(km.Value))
-}
-
-// envName makes a header name usable as an environment variable name:
-// upper case, other characters as '_'.
-func envName(s string) string {
-	b := []byte(strings.ToUpper(s))
-	for i, c := range b {
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			b[i] = '_'
-		}
-	}
-	return string(b)
-}
-
-// kickCommit asks the commit loop to commit soon.
-func (d *deployment) kickCommit() {
-	select {
-	case d.commitKick <- struct{}{}:
-	default:
-	}
-}
-
-// commitLoop commits the partitions' watermarks as soon as they move, one
-// commit at a time (so commits coalesce under load), and on a timer.
-// Committing promptly bounds what a crash of the restarter repeats to
-// about the messages in flight.
-func (d *deployment) commitLoop(stop chan struct{}) {
-	t := time.NewTicker(d.e.cfg.CommitInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-d.commitKick:
-			// Linger briefly so messages finishing together share a commit.
-			time.Sleep(commitLinger)
-		case <-stop:
-			return
-		}
-		d.mu.Lock()
-		sess := d.sess
-		parts := make([]*partState, 0, len(d.parts))
-		for _, ps := range d.parts {
-			parts = append(parts, ps)
-		}
-		d.mu.Unlock()
-		if sess != nil {
-			d.commitParts(sess, parts...)
-		}
-	}
-}
-
-func (d *deployment) commitParts(sess sarama.ConsumerGroupSession, parts ...*partState) {
-	// One commit at a time, its watermarks read under the same lock: a
-	// commit read earlier but sent later would move an offset backwards.
-	d.commitMu.Lock()
-	defer d.commitMu.Unlock()
-	var cs []kafka.Commit
-	var owners []*partState
-	for _, ps := range parts {
-		if c, ok := ps.commit(); ok {
-			cs = append(cs, c)
-			owners = append(owners, ps)
-		}
-	}
-	if len(cs) == 0 {
-		return
-	}
-	if err := kafka.CommitOffsets(d.committer, d.spec.Group, sess.GenerationID(), sess.MemberID(), cs); err != nil {
-		d.log.Warn("commit", "err", err)
-		return
-	}
-	for i, ps := range owners {
-		ps.committedAt(cs[i])
-	}
+func deliveryMessage(km *sarama.ConsumerMessage) delivery.Message {
+	return delivery.Message{Topic: km.Topic, Partition: km.Partition, Offset: km.Offset, Key: km.Key,
+		Value: km.Value, Headers: kafka.Headers(km.Headers)}
 }
 
 func (d *deployment) status() Status {
-	s := Status{Name: d.spec.Name, Topic: d.spec.Topic, Group: d.spec.Group, Pool: d.pool.size(),
+	spec := d.spec
+	spec.Pool = d.pool.size()
+	s := Status{Name: spec.Name, Topic: spec.Topic, Group: spec.Group, Pool: spec.Pool,
 		InFlight: int(d.inflight.Load()), Processed: d.processed.Load(), Failed: d.failed.Load(),
-		DeadLettered: d.deadLettered.Load(), Spec: d.spec}
+		DeadLettered: d.deadLettered.Load(), Spec: spec}
 	s.Warm, s.Restarts, s.State, s.Reason = d.pool.state()
 	d.mu.Lock()
 	for _, ps := range d.parts {

@@ -26,7 +26,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/microfn/microfn/fn"
+	"github.com/microfn/microfn/internal/delivery"
 	"github.com/microfn/microfn/internal/kafka"
 )
 
@@ -175,9 +175,6 @@ func (e *Engine) Scale(name string, pool int) error {
 	}
 	e.mu.Lock()
 	d, ok := e.deps[name]
-	if ok {
-		d.spec.Pool = pool
-	}
 	e.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNotFound, name)
@@ -235,19 +232,15 @@ func (e *Engine) close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// publish sends records synchronously.
-func (e *Engine) publish(events []fn.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	msgs := make([]*sarama.ProducerMessage, len(events))
-	for i, ev := range events {
-		msgs[i] = kafka.ProducerMessage(ev.Topic, ev.Key, ev.Value, ev.Headers)
+// send publishes records synchronously, as a delivery.SendFunc.
+func (e *Engine) send(_ context.Context, records []delivery.Record) ([]delivery.Record, error) {
+	if len(records) == 0 {
+		return nil, nil
 	}
 	e.pubMu.RLock()
 	defer e.pubMu.RUnlock()
 	if e.pubClosed {
-		return errClosed
+		return nil, errClosed
 	}
-	return e.producer.SendMessages(msgs)
+	return kafka.Send(e.producer, records)
 }

@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 func TestSmoke(t *testing.T) {
 	env := testenv.Broker(t)
 	bin := filepath.Join(t.TempDir(), "testfn")
-	if b, err := exec.Command("go", "build", "-race", "-tags", "microfn_lean", "-o", bin, "../tests/testfn").CombinedOutput(); err != nil {
+	if b, err := exec.Command("go", "build", "-race", "-o", bin, "../tests/testfn").CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, b)
 	}
 	brokers, _ := kafka.ParseBrokers(env.Brokers)
@@ -64,5 +64,44 @@ func TestSmoke(t *testing.T) {
 	t.Logf("status %+v", e.Status())
 	if err := e.Close(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A /metrics scrape or `fnctl ls` during `fnctl scale`: Status must not
+// race with Scale (run with -race).
+func TestScaleWhileStatus(t *testing.T) {
+	env := testenv.Broker(t)
+	brokers, _ := kafka.ParseBrokers(env.Brokers)
+	e, err := restarter.New(restarter.Config{Brokers: brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	if err := e.Deploy(context.Background(), restarter.Spec{Name: "scaled", Binary: "/bin/cat", Plain: true,
+		Topic: testenv.Topic(t), Pool: 1}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			if err := e.Scale("scaled", 1+i%3); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			if got := e.Status()[0]; got.Pool != 2 || got.Spec.Pool != 2 {
+				t.Fatalf("pool %d (spec %d) after the last scale to 2", got.Pool, got.Spec.Pool)
+			}
+			return
+		default:
+			if s := e.Status(); s[0].Pool != s[0].Spec.Pool {
+				t.Fatalf("status pool %d, spec pool %d", s[0].Pool, s[0].Spec.Pool)
+			}
+		}
 	}
 }

@@ -2,7 +2,6 @@ package restarter
 
 import (
 	"strconv"
-	"sync"
 	"testing"
 
 	"github.com/IBM/sarama"
@@ -49,12 +48,10 @@ func BenchmarkWatermarkOutOfOrder(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*64), "ns/msg")
 }
 
-// BenchmarkScheduler measures the ordering lanes: a message enqueued,
-// taken from the ready queue and finished, across 16 keys.
+// BenchmarkScheduler measures the ordering lanes: a message added, taken
+// from the runnable queue and finished, across 16 keys.
 func BenchmarkScheduler(b *testing.B) {
-	d := &deployment{spec: Spec{Order: OrderKey}, lanes: map[string][]*item{}, busy: map[string]bool{},
-		buffered: make(chan struct{}, maxBuffered)}
-	d.cond = sync.NewCond(&d.mu)
+	l := newLanes()
 	keys := make([][]byte, 16)
 	for i := range keys {
 		keys[i] = []byte("key-" + strconv.Itoa(i))
@@ -64,14 +61,9 @@ func BenchmarkScheduler(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		km := &sarama.ConsumerMessage{Topic: "t", Key: keys[off%16], Offset: off}
-		d.buffered <- struct{}{}
-		it := &item{msg: km, ps: ps, lane: d.laneOf(km), attempt: 1}
-		d.enqueue(it, true)
-		d.mu.Lock()
-		next := d.ready[0]
-		d.ready = d.ready[1:]
-		d.mu.Unlock()
-		d.finish(next)
+		l.add(&item{msg: km, ps: ps, lane: laneOf(OrderKey, km.Partition, km.Key), attempt: 1})
+		next, _ := l.next()
+		l.done(next)
 		off++
 	}
 }

@@ -1,6 +1,7 @@
 package restarter
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"time"
@@ -16,6 +17,10 @@ type partState struct {
 	topic     string
 	partition int32
 	hwm       func() int64 // the claim's high-water mark, for lag
+	// ctx ends when the partition is revoked: publishing for its messages
+	// stops then, leaving them to the next owner.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu       sync.Mutex
 	pending  []int64 // received, unfinished offsets, ascending
@@ -35,6 +40,7 @@ type partState struct {
 func newPartState(topic string, partition int32, committed kafka.Commit, initial int64, hwm func() int64) *partState {
 	ps := &partState{topic: topic, partition: partition, hwm: hwm, next: initial,
 		failures: map[int64]attempts.Entry{}, committed: committed.Offset, committedMeta: committed.Metadata}
+	ps.ctx, ps.cancel = context.WithCancel(context.Background())
 	ps.idle = sync.NewCond(&ps.mu)
 	for _, e := range attempts.Decode(committed.Metadata) {
 		if e.Offset >= initial {
@@ -107,6 +113,7 @@ func (ps *partState) markRevoked() {
 	ps.mu.Lock()
 	ps.revoked = true
 	ps.mu.Unlock()
+	ps.cancel()
 }
 
 // waitIdle waits, up to wait, for the partition's messages in processes

@@ -3,27 +3,72 @@ package restarter
 import (
 	"context"
 	"fmt"
-	"strings"
+	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/microfn/microfn/internal/delivery"
 	"github.com/microfn/microfn/internal/pipe"
 )
+
+// process is a started function process as the pool and the dispatch use
+// it; *runner.Proc is one.
+type process interface {
+	// Ready waits for the process to say it waits for its message.
+	Ready() error
+	// Run hands it its message and returns how the attempt ended.
+	Run(m *pipe.Message) delivery.Result
+	SetLabel(label string)
+	// Wait waits for it to exit.
+	Wait() *delivery.Exit
+	// Stop makes an idle process exit.
+	Stop()
+	Done() <-chan struct{}
+	Pid() int
+}
+
+// clock is the time the pool's crash-loop backoff reads.
+type clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Crash-loop backoff: a process that dies before it is ready is replaced
+// after crashBackoffMin, doubling per consecutive crash up to
+// crashBackoffMax.
+const (
+	crashBackoffMin = 100 * time.Millisecond
+	crashBackoffMax = 30 * time.Second
+)
+
+func crashBackoff(crashes int) time.Duration {
+	return min(crashBackoffMin<<min(crashes-1, 10), crashBackoffMax)
+}
 
 // pool keeps a deployment's warm processes: started ahead of time, each
 // blocked waiting for its one message. A process taken for a message is
 // replaced at once, off the message's path. A process that exits before
 // it is ready is restarted with capped exponential backoff; meanwhile the
 // deployment dispatches nothing (its messages wait, none is skipped).
+// For plain executables, which start per message, the pool only bounds
+// how many run at once.
 type pool struct {
-	d *deployment
+	spawn func() (process, error)
+	plain bool
+	clock clock
+	log   *slog.Logger
 
 	mu       sync.Mutex
 	cond     *sync.Cond
 	target   int
-	warm     []*proc
+	warm     []process
 	starting int
-	plain    int // running plain processes
+	running  int // plain processes running
 	stopped  bool
 
 	restarts  int64
@@ -34,8 +79,8 @@ type pool struct {
 	kick      chan struct{}
 }
 
-func newPool(d *deployment) *pool {
-	p := &pool{d: d, target: d.spec.Pool, kick: make(chan struct{}, 1)}
+func newPool(target int, plain bool, spawn func() (process, error), clk clock, log *slog.Logger) *pool {
+	p := &pool{spawn: spawn, plain: plain, clock: clk, log: log, target: target, kick: make(chan struct{}, 1)}
 	p.cond = sync.NewCond(&p.mu)
 	return p
 }
@@ -62,19 +107,19 @@ func (p *pool) run(ctx context.Context) {
 			p.mu.Unlock()
 			return
 		}
-		var extra []*proc
+		var extra []process
 		for len(p.warm) > p.target {
 			extra = append(extra, p.warm[len(p.warm)-1])
 			p.warm = p.warm[:len(p.warm)-1]
 		}
-		need := !p.d.spec.Plain && len(p.warm)+p.starting < p.target
-		delay := time.Until(p.retryAt)
+		need := !p.plain && len(p.warm)+p.starting < p.target
+		delay := p.retryAt.Sub(p.clock.Now())
 		if need && delay <= 0 {
 			p.starting++
 		}
 		p.mu.Unlock()
 		for _, x := range extra {
-			go x.stop(KillGrace)
+			go x.Stop()
 		}
 		if need && delay <= 0 {
 			go p.start()
@@ -82,7 +127,7 @@ func (p *pool) run(ctx context.Context) {
 		}
 		var timer <-chan time.Time
 		if need {
-			timer = time.After(delay)
+			timer = p.clock.After(delay)
 		}
 		select {
 		case <-p.kick:
@@ -93,29 +138,24 @@ func (p *pool) run(ctx context.Context) {
 	}
 }
 
-// start starts one process and waits for it to announce it is ready.
+// start starts one process and waits for it to say it is ready.
 func (p *pool) start() {
-	pr, err := startProc(p.d.spec, p.d.env, p.d.logw, nil)
+	pr, err := p.spawn()
 	if err == nil {
-		typ, _, rerr := pipe.ReadFrame(pr.out)
-		if rerr == nil && typ == pipe.TypeReady {
+		if err = pr.Ready(); err == nil {
 			p.ready(pr)
 			return
 		}
-		pr.closePipes()
-		<-pr.done
-		_, _, text := pr.exitDescription()
-		err = fmt.Errorf("function exited before taking a message (%s)%s", text, lastLine(pr.tail.String()))
 	}
 	p.failed(err)
 }
 
-func (p *pool) ready(pr *proc) {
+func (p *pool) ready(pr process) {
 	p.mu.Lock()
 	p.starting--
 	if p.stopped {
 		p.mu.Unlock()
-		pr.stop(KillGrace)
+		pr.Stop()
 		return
 	}
 	p.warm = append(p.warm, pr)
@@ -124,7 +164,7 @@ func (p *pool) ready(pr *proc) {
 	p.cond.Broadcast()
 	// A warm process that dies while idle is replaced.
 	go func() {
-		<-pr.done
+		<-pr.Done()
 		p.mu.Lock()
 		for i, w := range p.warm {
 			if w == pr {
@@ -143,20 +183,20 @@ func (p *pool) failed(err error) {
 	p.starting--
 	p.restarts++
 	p.crashes++
-	backoff := min(100*time.Millisecond<<min(p.crashes-1, 10), 30*time.Second)
-	p.retryAt = time.Now().Add(backoff)
+	backoff := crashBackoff(p.crashes)
+	p.retryAt = p.clock.Now().Add(backoff)
 	p.reason = fmt.Sprintf("%v; restarting in %v", err, backoff.Round(time.Millisecond))
 	p.mu.Unlock()
-	p.d.log.Warn("function process failed to start", "err", err, "backoff", backoff)
+	p.log.Warn("function process failed to start", "err", err, "backoff", backoff)
 	p.wake()
 }
 
-// take returns a warm process for a message of ps, waiting for one; nil
-// when ps is revoked or the pool stops first.
-func (p *pool) take(ps *partState) *proc {
+// take returns a warm process, waiting for one; nil when gone() becomes
+// true (the message's partition was revoked) or the pool stops first.
+func (p *pool) take(gone func() bool) process {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for len(p.warm) == 0 && !p.stopped && !ps.isRevoked() {
+	for len(p.warm) == 0 && !p.stopped && !gone() {
 		p.cond.Wait()
 	}
 	if len(p.warm) == 0 {
@@ -168,23 +208,24 @@ func (p *pool) take(ps *partState) *proc {
 	return pr
 }
 
-// acquirePlain waits for room for one more plain process.
-func (p *pool) acquirePlain(ps *partState) bool {
+// acquire waits for room for one more plain process; false when gone()
+// becomes true or the pool stops first.
+func (p *pool) acquire(gone func() bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.plain >= p.target && !p.stopped && !ps.isRevoked() {
+	for p.running >= p.target && !p.stopped && !gone() {
 		p.cond.Wait()
 	}
-	if p.plain >= p.target {
+	if p.running >= p.target {
 		return false
 	}
-	p.plain++
+	p.running++
 	return true
 }
 
-func (p *pool) releasePlain() {
+func (p *pool) release() {
 	p.mu.Lock()
-	p.plain--
+	p.running--
 	p.mu.Unlock()
 	p.cond.Broadcast()
 }
@@ -215,7 +256,7 @@ func (p *pool) stop() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pr.stop(KillGrace)
+			pr.Stop()
 		}()
 	}
 	wg.Wait()
@@ -229,21 +270,10 @@ func (p *pool) state() (warm int, restarts int64, state, reason string) {
 		state = "stopped"
 	case p.crashes > 0 && len(p.warm) == 0:
 		state, reason = "paused", p.reason
-	case !p.everReady && !p.d.spec.Plain:
+	case !p.everReady && !p.plain:
 		state = "starting"
 	default:
 		state = "running"
 	}
 	return len(p.warm), p.restarts, state, reason
-}
-
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return ""
-	}
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return ": " + s
 }
