@@ -18,9 +18,12 @@ import (
 	"strings"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/microfn/microfn/fn"
 )
 
 // Broker publishes messages and hands out subscribers per consumer group.
+// It is also an fn.Broker, so fn.Serve can host functions on it.
 //
 // Publish returns once the broker has stored every message (for Kafka:
 // acknowledged by all in-sync replicas). Messages published with the same
@@ -31,6 +34,7 @@ type Broker interface {
 	// message of a topic goes to one subscriber of the group. An Ack
 	// commits the message; a Nack redelivers it. The caller closes it.
 	Subscriber(group string) (message.Subscriber, error)
+	fn.Broker
 }
 
 // MetadataKey is the watermill metadata entry that carries the Kafka record

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/microfn/microfn/fn"
 	"github.com/microfn/microfn/internal/kafka"
 )
 
@@ -163,4 +165,80 @@ func (Marshaler) Unmarshal(km *sarama.ConsumerMessage) (*message.Message, error)
 	m := message.NewMessage(id, km.Value)
 	m.Metadata = md
 	return m, nil
+}
+
+// Consume implements fn.Broker: it runs handle for each message of topic
+// as a member of group, acknowledging the message when handle returns nil
+// and redelivering it otherwise, until ctx ends.
+func (k *Kafka) Consume(ctx context.Context, group, topic string, handle func(context.Context, *fn.Message) error) error {
+	sub, err := k.Subscriber(group)
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	return consume(ctx, sub, topic, handle)
+}
+
+// Send implements fn.Broker: it publishes one record and waits for the
+// broker to store it. A refusal that sending again cannot fix is marked
+// with fn.Permanent.
+func (k *Kafka) Send(_ context.Context, r fn.Record) error {
+	err := k.pub.Publish(r.Topic, watermillMessage(r))
+	if kafka.IsRefusal(err) {
+		return fn.Permanent(err)
+	}
+	return err
+}
+
+// consume feeds sub's messages of topic to handle, each on its own
+// goroutine (watermill-kafka holds one message per partition in flight),
+// and waits for the running ones when the subscription ends.
+func consume(ctx context.Context, sub message.Subscriber, topic string, handle func(context.Context, *fn.Message) error) error {
+	ch, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for wm := range ch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := handle(ctx, fnMessage(topic, wm)); err != nil {
+				wm.Nack()
+				return
+			}
+			wm.Ack()
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// fnMessage reads the Kafka record behind a watermill message.
+func fnMessage(topic string, wm *message.Message) *fn.Message {
+	ctx := wm.Context()
+	m := &fn.Message{Topic: topic, Value: wm.Payload, Headers: make(map[string]string, len(wm.Metadata))}
+	for k, v := range wm.Metadata {
+		if k == MetadataKey {
+			m.Key = []byte(v)
+			continue
+		}
+		m.Headers[k] = v
+	}
+	m.Partition, _ = wkafka.MessagePartitionFromCtx(ctx)
+	m.Offset, _ = wkafka.MessagePartitionOffsetFromCtx(ctx)
+	m.Timestamp, _ = wkafka.MessageTimestampFromCtx(ctx)
+	return m
+}
+
+// watermillMessage is r as the Marshaler publishes it.
+func watermillMessage(r fn.Record) *message.Message {
+	wm := message.NewMessage("", r.Value)
+	for k, v := range r.Headers {
+		wm.Metadata[k] = v
+	}
+	if r.Key != nil {
+		wm.Metadata[MetadataKey] = string(r.Key)
+	}
+	return wm
 }

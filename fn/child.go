@@ -10,35 +10,37 @@ import (
 	"strings"
 	"time"
 
+	"github.com/microfn/microfn/internal/delivery"
+	"github.com/microfn/microfn/internal/fnproto"
 	"github.com/microfn/microfn/internal/pipe"
 )
 
 // runChild runs one message under the restarter: announce readiness, wait
-// for the message frame, invoke, report the outcome. The restarter owns
-// retries, dead-lettering, commits and the deadline (it kills the process
+// for the message frame, invoke, report the result. The restarter owns
+// attempts, dead letters, commits and the deadline (it kills the process
 // group when the deadline passes), so the process only classifies.
 func runChild(f *Func, spec string, stderr io.Writer) int {
 	in, out, err := openPipes(spec)
 	if err != nil {
 		fmt.Fprintf(stderr, "fn: %s=%q: %v\n", pipe.EnvPipe, spec, err)
-		return ExitUsage
+		return fnproto.ExitUsage
 	}
 	if _, err := out.Write(pipe.AppendReady()); err != nil {
 		fmt.Fprintf(stderr, "fn: announce ready: %v\n", err)
-		return ExitBroker
+		return fnproto.ExitBroker
 	}
 	typ, body, err := pipe.ReadFrame(in)
 	if errors.Is(err, io.EOF) {
-		return ExitOK // the restarter no longer needs this process
+		return fnproto.ExitOK // the restarter no longer needs this process
 	}
 	if err != nil || typ != pipe.TypeMessage {
 		fmt.Fprintf(stderr, "fn: read message from the restarter: type %q: %v\n", typ, err)
-		return ExitUsage
+		return fnproto.ExitUsage
 	}
 	pm, err := pipe.DecodeMessage(body)
 	if err != nil {
 		fmt.Fprintf(stderr, "fn: decode message from the restarter: %v\n", err)
-		return ExitUsage
+		return fnproto.ExitUsage
 	}
 	m := &Message{
 		Topic: pm.Topic, Partition: pm.Partition, Offset: pm.Offset, Key: pm.Key, Value: pm.Value,
@@ -51,14 +53,31 @@ func runChild(f *Func, spec string, stderr io.Writer) int {
 	if !pm.Deadline.IsZero() {
 		g.spec.timeout = max(time.Until(pm.Deadline), time.Millisecond)
 	}
-	r := g.Invoke(context.Background(), m)
-	o := &pipe.Outcome{Outcome: int(r.Outcome), Failure: r.Failure}
+	r := g.invoke(context.Background(), m)
+	if _, err := out.Write(pipe.EncodeOutcome(outcomeFrame(r, stderr))); err != nil {
+		fmt.Fprintf(stderr, "fn: report outcome: %v\n", err)
+		return fnproto.ExitBroker
+	}
+	return fnproto.ExitOK
+}
+
+// outcomeFrame is r as the restarter reads it. A panic's stack goes to
+// the function's log (stderr), not into the frame.
+func outcomeFrame(r delivery.Result, stderr io.Writer) *pipe.Outcome {
+	o := &pipe.Outcome{Failure: string(r.Failure)}
+	switch {
+	case r.OK():
+		o.Outcome = pipe.OutcomeAck
+	case r.Failure.Retryable():
+		o.Outcome = pipe.OutcomeRetry
+	default:
+		o.Outcome = pipe.OutcomeDeadLetter
+	}
 	if r.Err != nil {
 		o.Error = r.Err.Error()
-		var pe *PanicError
+		var pe *panicError
 		if errors.As(r.Err, &pe) {
-			// The stack goes to the function's log, not into the record.
-			fmt.Fprintf(stderr, "%v\n%s", pe, pe.Stack)
+			fmt.Fprintf(stderr, "%v\n%s", pe, pe.stack)
 		}
 	}
 	for _, e := range r.Events {
@@ -68,11 +87,7 @@ func runChild(f *Func, spec string, stderr io.Writer) int {
 		}
 		o.Events = append(o.Events, pe)
 	}
-	if _, err := out.Write(pipe.EncodeOutcome(o)); err != nil {
-		fmt.Fprintf(stderr, "fn: report outcome: %v\n", err)
-		return ExitBroker
-	}
-	return ExitOK
+	return o
 }
 
 func openPipes(spec string) (in, out *os.File, err error) {

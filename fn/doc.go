@@ -1,8 +1,7 @@
-// Package fn is what a microfn function imports: it declares subscribers,
-// runs one message through a handler, emits follow-up events, and hosts
-// the same handlers in a long-running service.
-//
-// A function binary declares its subscribers and hands control to Main:
+// Package fn is what a microfn function imports. A function is a small
+// program that subscribes to a topic: it declares its subscribers and
+// hands control to Main, which runs one message through a handler and
+// exits.
 //
 //	func main() {
 //		fn.Subscribe("bill-order", "orders", func(ctx context.Context, o Order) error {
@@ -11,37 +10,37 @@
 //		fn.Main()
 //	}
 //
-// # Semantics
+// The payload is decoded into the handler's type by the subscriber's
+// codec (JSON by default; a []byte payload gets the raw value).
+// MessageFrom gives the record behind it: key, headers, partition, offset,
+// attempt.
 //
-// A handler returning nil acknowledges its message. A non-nil error is a
-// failed attempt: the message is retried, with backoff, until it has had
+// # What becomes of a message
+//
+// A handler returning nil acknowledges its message: the events it passed
+// to Emit are published, then the message is committed. A non-nil error,
+// a panic or a timeout is a failed attempt: the message is tried again
+// after a backoff (200ms, doubling, at most 30s) until it has had
 // MaxAttempts attempts, then it goes to the dead-letter topic. An error
 // wrapped with Permanent, or a payload the codec cannot decode, goes to
-// the dead-letter topic at once. A panic and a timeout are failed attempts.
-// Events passed to Emit are published only when the handler succeeds,
-// before its message is committed, so a failed attempt emits nothing.
-//
-// Delivery is at least once: a message whose attempt was interrupted (a
-// crash, a lost broker, a rebalance) is delivered again.
+// the dead-letter topic at once. A failed attempt emits nothing. If the
+// broker does not take a successful handler's events at once, they are
+// published again, not the handler run again; a message lost before its
+// events are stored (the process stops or crashes) is delivered again.
+// Delivery is at least once.
 //
 // # Ways to run
 //
-// Main runs the binary one of three ways, chosen by its environment:
+// The same handlers run four ways:
 //
-//   - describe (--describe or FN_DESCRIBE=1): print the JSON manifest of
-//     the declared subscribers and exit; `fnctl deploy` reads it.
-//   - under the restarter (`fnctl up`), which sets FN_PIPE: take one
-//     message from the restarter, report the outcome, exit.
-//   - standalone, anywhere else: join the subscriber's consumer group on
-//     the broker in FN_BROKERS (default 127.0.0.1:9092), take exactly one
-//     message, handle it, commit, exit. See Main for the exit codes.
+//   - under the restarter (`fnctl up`), which keeps processes of the
+//     binary started ahead of time, each waiting for its one message;
+//   - standalone: Main joins the subscriber's consumer group, takes one
+//     message, handles it, commits and exits, so any process manager can
+//     keep the binary running (see Main for the exit codes);
+//   - embedded in a long-running service with Serve;
+//   - in tests, with package fntest and no broker.
 //
-// Serve hosts the declared subscribers inside a long-running process.
-//
-// # Lean builds
-//
-// The standalone mode and Serve need a Kafka client, whose package
-// initialisation would more than double a function process's start time.
-// Built with -tags microfn_lean (as `fnctl deploy` builds functions), a
-// binary leaves them out and runs only under the restarter and describe.
+// `fnctl deploy` reads a binary's subscribers from its --describe output,
+// so a function's topic is declared in its code only.
 package fn

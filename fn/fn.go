@@ -9,20 +9,12 @@ import (
 	"time"
 
 	"github.com/microfn/microfn/codec"
-)
-
-// Defaults for subscriber options.
-const (
-	DefaultTimeout     = 30 * time.Second
-	DefaultMaxAttempts = 3
-	// DeadLetterSuffix is appended to a topic to name its default
-	// dead-letter topic.
-	DeadLetterSuffix = ".dlq"
+	"github.com/microfn/microfn/internal/delivery"
 )
 
 // Func is a declared subscriber: a handler bound to a topic with its
 // options. Subscribe creates and registers one; New creates one without
-// registering it (for tests and for Serve).
+// registering it, for Serve and fntest.
 type Func struct {
 	name, topic string
 	spec        spec
@@ -63,9 +55,9 @@ func Codec(c codec.Codec) Option {
 	}
 }
 
-// Timeout bounds one invocation of the handler. Default: DefaultTimeout.
-// The handler's context is cancelled at the deadline; under the restarter
-// the process is then terminated.
+// Timeout bounds one invocation of the handler. Default: 30s. The
+// handler's context is cancelled at the deadline, and the attempt has
+// failed; under the restarter the process is then terminated.
 func Timeout(d time.Duration) Option {
 	return func(s *spec) {
 		if d <= 0 {
@@ -76,7 +68,7 @@ func Timeout(d time.Duration) Option {
 }
 
 // MaxAttempts sets how many times a message is tried before it is
-// dead-lettered. Default: DefaultMaxAttempts. 1 means no retry.
+// dead-lettered. Default: 3. 1 means no retry.
 func MaxAttempts(n int) Option {
 	return func(s *spec) {
 		if n < 1 {
@@ -86,8 +78,8 @@ func MaxAttempts(n int) Option {
 	}
 }
 
-// DeadLetter sets the dead-letter topic. Default: the topic with
-// DeadLetterSuffix appended.
+// DeadLetter sets the dead-letter topic. Default: the topic with ".dlq"
+// appended.
 func DeadLetter(topic string) Option {
 	return func(s *spec) {
 		if topic == "" {
@@ -101,9 +93,9 @@ func DeadLetter(topic string) Option {
 // Invalid arguments are reported by Err, and by Main, not by a panic.
 func New[T any](name, topic string, h func(context.Context, T) error, opts ...Option) *Func {
 	f := &Func{name: name, topic: topic}
-	f.spec = spec{group: name, codec: codec.JSON, timeout: DefaultTimeout, maxAttempts: DefaultMaxAttempts}
+	f.spec = spec{group: name, codec: codec.JSON, timeout: delivery.DefaultTimeout, maxAttempts: delivery.DefaultMaxAttempts}
 	if topic != "" {
-		f.spec.deadLetter = topic + DeadLetterSuffix
+		f.spec.deadLetter = topic + delivery.DeadLetterSuffix
 	}
 	for _, o := range opts {
 		o(&f.spec)
@@ -129,39 +121,13 @@ func New[T any](name, topic string, h func(context.Context, T) error, opts ...Op
 	return f
 }
 
-// Name is the subscriber's name.
-func (f *Func) Name() string { return f.name }
-
-// Topic is the topic the subscriber consumes.
-func (f *Func) Topic() string { return f.topic }
-
-// GroupName is the consumer group.
-func (f *Func) GroupName() string { return f.spec.group }
-
-// TimeoutValue is the per-invocation timeout.
-func (f *Func) TimeoutValue() time.Duration { return f.spec.timeout }
-
-// MaxAttemptsValue is the number of attempts before dead-lettering.
-func (f *Func) MaxAttemptsValue() int { return f.spec.maxAttempts }
-
-// DeadLetterTopic is the dead-letter topic.
-func (f *Func) DeadLetterTopic() string { return f.spec.deadLetter }
-
-// PayloadCodec is the codec that decodes the payload (codec.Raw for a
+// payloadCodec is the codec that decodes the payload (codec.Raw for a
 // []byte payload).
-func (f *Func) PayloadCodec() codec.Codec {
+func (f *Func) payloadCodec() codec.Codec {
 	if f.raw {
 		return codec.Raw
 	}
 	return f.spec.codec
-}
-
-// CodecName is the payload codec's name ("raw" for a []byte payload).
-func (f *Func) CodecName() string {
-	if f.raw {
-		return codec.Raw.Name()
-	}
-	return f.spec.codec.Name()
 }
 
 // Err reports what is wrong with the declaration, or nil.
@@ -192,8 +158,8 @@ func Subscribe[T any](name, topic string, h func(context.Context, T) error, opts
 	registry.funcs = append(registry.funcs, f)
 }
 
-// Funcs returns the subscribers declared with Subscribe, in order.
-func Funcs() []*Func {
+// declared returns the subscribers declared with Subscribe, in order.
+func declared() []*Func {
 	registry.Lock()
 	defer registry.Unlock()
 	return append([]*Func(nil), registry.funcs...)

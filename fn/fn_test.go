@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/microfn/microfn/codec"
+	"github.com/microfn/microfn/internal/delivery"
+	"github.com/microfn/microfn/internal/fnproto"
 )
 
 type order struct {
@@ -27,29 +29,28 @@ func TestInvokeOutcomes(t *testing.T) {
 		h       func(context.Context, order) error
 		value   string
 		opts    []Option
-		outcome Outcome
-		failure string
+		failure delivery.Failure
 	}{
-		{"ack", func(context.Context, order) error { return nil }, `{"id":"1"}`, nil, OutcomeAck, ""},
-		{"error retries", func(context.Context, order) error { return boom }, `{"id":"1"}`, nil, OutcomeRetry, FailureError},
-		{"permanent dead-letters", func(context.Context, order) error { return Permanent(boom) }, `{"id":"1"}`, nil, OutcomeDeadLetter, FailurePermanent},
-		{"wrapped permanent dead-letters", func(context.Context, order) error { return errors.Join(Permanent(boom)) }, `{"id":"1"}`, nil, OutcomeDeadLetter, FailurePermanent},
-		{"panic retries", func(context.Context, order) error { panic("kaput") }, `{"id":"1"}`, nil, OutcomeRetry, FailurePanic},
-		{"undecodable dead-letters", func(context.Context, order) error { return nil }, `{"id":`, nil, OutcomeDeadLetter, FailureDecode},
-		{"timeout retries", func(ctx context.Context, _ order) error { <-ctx.Done(); return ctx.Err() },
-			`{"id":"1"}`, []Option{Timeout(20 * time.Millisecond)}, OutcomeRetry, FailureTimeout},
+		{"ack", func(context.Context, order) error { return nil }, `{"id":"1"}`, nil, ""},
+		{"error", func(context.Context, order) error { return boom }, `{"id":"1"}`, nil, delivery.FailureError},
+		{"permanent", func(context.Context, order) error { return Permanent(boom) }, `{"id":"1"}`, nil, delivery.FailurePermanent},
+		{"wrapped permanent", func(context.Context, order) error { return errors.Join(Permanent(boom)) }, `{"id":"1"}`, nil, delivery.FailurePermanent},
+		{"panic", func(context.Context, order) error { panic("kaput") }, `{"id":"1"}`, nil, delivery.FailurePanic},
+		{"undecodable", func(context.Context, order) error { return nil }, `{"id":`, nil, delivery.FailureDecode},
+		{"timeout", func(ctx context.Context, _ order) error { <-ctx.Done(); return ctx.Err() },
+			`{"id":"1"}`, []Option{Timeout(20 * time.Millisecond)}, delivery.FailureTimeout},
 		{"timeout of a handler ignoring ctx", func(context.Context, order) error { time.Sleep(time.Hour); return nil },
-			`{"id":"1"}`, []Option{Timeout(20 * time.Millisecond)}, OutcomeRetry, FailureTimeout},
+			`{"id":"1"}`, []Option{Timeout(20 * time.Millisecond)}, delivery.FailureTimeout},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := New("f", "orders", c.h, c.opts...)
-			r := f.Invoke(context.Background(), msg(c.value))
-			if r.Outcome != c.outcome || r.Failure != c.failure {
-				t.Fatalf("outcome %v/%q (err %v), want %v/%q", r.Outcome, r.Failure, r.Err, c.outcome, c.failure)
+			r := f.invoke(context.Background(), msg(c.value))
+			if r.Failure != c.failure {
+				t.Fatalf("failure %q (err %v), want %q", r.Failure, r.Err, c.failure)
 			}
-			if (r.Err == nil) != (c.outcome == OutcomeAck) {
-				t.Fatalf("err = %v with outcome %v", r.Err, r.Outcome)
+			if (r.Err == nil) != (c.failure == "") {
+				t.Fatalf("err = %v with failure %q", r.Err, r.Failure)
 			}
 		})
 	}
@@ -59,11 +60,11 @@ func TestRawPayloadBypassesCodec(t *testing.T) {
 	var got []byte
 	f := New("f", "t", func(_ context.Context, b []byte) error { got = b; return nil })
 	in := []byte{0, 0xff, '{'}
-	if r := f.Invoke(context.Background(), msg(string(in))); r.Outcome != OutcomeAck {
-		t.Fatalf("outcome %v: %v", r.Outcome, r.Err)
+	if r := f.invoke(context.Background(), msg(string(in))); !r.OK() {
+		t.Fatalf("failure %q: %v", r.Failure, r.Err)
 	}
-	if !bytes.Equal(got, in) || f.CodecName() != "raw" {
-		t.Fatalf("got %x with codec %s", got, f.CodecName())
+	if !bytes.Equal(got, in) || f.payloadCodec().Name() != "raw" {
+		t.Fatalf("got %x with codec %s", got, f.payloadCodec().Name())
 	}
 }
 
@@ -82,9 +83,9 @@ func TestEmitOnlyOnSuccessAndOnlyInsideHandler(t *testing.T) {
 	})
 	m := msg(`{"id":"a"}`)
 	m.Offset = 7
-	r := f.Invoke(context.Background(), m)
-	if r.Outcome != OutcomeAck || len(r.Events) != 1 {
-		t.Fatalf("outcome %v, events %d, err %v", r.Outcome, len(r.Events), r.Err)
+	r := f.invoke(context.Background(), m)
+	if !r.OK() || len(r.Events) != 1 {
+		t.Fatalf("failure %q, events %d, err %v", r.Failure, len(r.Events), r.Err)
 	}
 	e := r.Events[0]
 	if e.Topic != "invoices" || string(e.Key) != "a" || e.Headers["h"] != "v" ||
@@ -93,8 +94,8 @@ func TestEmitOnlyOnSuccessAndOnlyInsideHandler(t *testing.T) {
 	}
 	m = msg(`{"id":"fail"}`)
 	m.Offset = 7
-	if r := f.Invoke(context.Background(), m); r.Outcome != OutcomeRetry || len(r.Events) != 0 {
-		t.Fatalf("failed invocation: outcome %v with %d events", r.Outcome, len(r.Events))
+	if r := f.invoke(context.Background(), m); r.Failure != delivery.FailureError || len(r.Events) != 0 {
+		t.Fatalf("failed invocation: failure %q with %d events", r.Failure, len(r.Events))
 	}
 	if err := Emit(context.Background(), "x", 1); !errors.Is(err, ErrNoInvocation) {
 		t.Fatalf("Emit outside a handler = %v, want ErrNoInvocation", err)
@@ -109,9 +110,9 @@ func TestEmitAfterTimeoutIsRefused(t *testing.T) {
 		late <- Emit(ctx, "x", []byte("late"))
 		return nil
 	}, Timeout(10*time.Millisecond))
-	r := f.Invoke(context.Background(), msg(""))
-	if r.Outcome != OutcomeRetry || len(r.Events) != 0 {
-		t.Fatalf("outcome %v, events %d", r.Outcome, len(r.Events))
+	r := f.invoke(context.Background(), msg(""))
+	if r.Failure != delivery.FailureTimeout || len(r.Events) != 0 {
+		t.Fatalf("failure %q, events %d", r.Failure, len(r.Events))
 	}
 	select {
 	case err := <-late:
@@ -129,7 +130,7 @@ func TestOptionsAndManifest(t *testing.T) {
 	if err := f.Err(); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := json.Marshal(Describe([]*Func{f, New("g", "t", func(context.Context, []byte) error { return nil })}))
+	got, _ := json.Marshal(manifest([]*Func{f, New("g", "t", func(context.Context, []byte) error { return nil })}))
 	want := `{"protocol":1,"subscribers":[` +
 		`{"name":"bill","topic":"orders","group":"billing","codec":"json","timeout":"5s","max_attempts":5,"dead_letter":"orders.failed"},` +
 		`{"name":"g","topic":"t","group":"g","codec":"raw","timeout":"30s","max_attempts":3,"dead_letter":"t.dlq"}]}`
@@ -156,33 +157,6 @@ func TestBadDeclarationsAreErrorsNotPanics(t *testing.T) {
 	}
 }
 
-func TestDeadLetterEventKeepsRecordAndNamesFailure(t *testing.T) {
-	f := New("bill", "orders", func(context.Context, order) error { return nil })
-	m := &Message{Topic: "orders", Partition: 2, Offset: 41, Key: []byte("k"), Value: []byte("v"), Headers: map[string]string{"a": "b"}, Attempt: 3}
-	e := f.DeadLetterEvent(m, Result{Outcome: OutcomeRetry, Failure: FailurePanic, Err: errors.New(strings.Repeat("x", 10000))})
-	want := map[string]string{HeaderReason: ReasonExhausted, HeaderFailure: FailurePanic, HeaderAttempts: "3",
-		HeaderFunction: "bill", HeaderTopic: "orders", HeaderPartition: "2", HeaderOffset: "41", "a": "b"}
-	for k, v := range want {
-		if e.Headers[k] != v {
-			t.Errorf("header %s = %q, want %q", k, e.Headers[k], v)
-		}
-	}
-	if e.Topic != "orders.dlq" || string(e.Key) != "k" || string(e.Value) != "v" || len(e.Headers[HeaderError]) != maxErrorHeader {
-		t.Fatalf("event %+v", e)
-	}
-	if m.Headers[HeaderReason] != "" {
-		t.Fatal("DeadLetterEvent changed the original message's headers")
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	for failed, want := range map[int]time.Duration{0: 0, 1: 200 * time.Millisecond, 2: 400 * time.Millisecond, 20: 30 * time.Second} {
-		if got := Backoff(failed); got != want {
-			t.Errorf("Backoff(%d) = %v, want %v", failed, got, want)
-		}
-	}
-}
-
 func TestRunUsageErrors(t *testing.T) {
 	registry.Lock()
 	saved := registry.funcs
@@ -191,10 +165,10 @@ func TestRunUsageErrors(t *testing.T) {
 	t.Cleanup(func() { registry.Lock(); registry.funcs = saved; registry.Unlock() })
 	run1 := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
-		code := run(context.Background(), args, &out, &errb)
+		code := run(args, func(string) string { return "" }, &out, &errb)
 		return code, out.String(), errb.String()
 	}
-	if code, _, e := run1(); code != ExitUsage || !strings.Contains(e, "declares no subscribers") {
+	if code, _, e := run1(); code != fnproto.ExitUsage || !strings.Contains(e, "declares no subscribers") {
 		t.Fatalf("no subscribers: %d %q", code, e)
 	}
 	h := func(context.Context, order) error { return nil }
@@ -205,11 +179,11 @@ func TestRunUsageErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--nope"}, ExitUsage, "flag provided but not defined"},
-		{[]string{"extra"}, ExitUsage, `unexpected argument "extra"`},
-		{nil, ExitUsage, "declares 2 subscribers (a, b)"},
-		{[]string{"--subscriber", "zz"}, ExitUsage, `unknown subscriber "zz" (this binary declares: a, b)`},
-		{[]string{"--subscriber", "a", "--brokers", "nocolon"}, ExitUsage, "invalid broker address"},
+		{[]string{"--nope"}, fnproto.ExitUsage, "flag provided but not defined"},
+		{[]string{"extra"}, fnproto.ExitUsage, `unexpected argument "extra"`},
+		{nil, fnproto.ExitUsage, "declares 2 subscribers (a, b)"},
+		{[]string{"--subscriber", "zz"}, fnproto.ExitUsage, `unknown subscriber "zz" (this binary declares: a, b)`},
+		{[]string{"--subscriber", "a", "--brokers", "nocolon"}, fnproto.ExitUsage, "invalid broker address"},
 	}
 	for _, c := range cases {
 		code, _, e := run1(c.args...)
@@ -218,12 +192,12 @@ func TestRunUsageErrors(t *testing.T) {
 		}
 	}
 	code, out, _ := run1("--describe")
-	var m Manifest
-	if code != ExitOK || json.Unmarshal([]byte(out), &m) != nil || len(m.Subscribers) != 2 {
+	var m fnproto.Manifest
+	if code != fnproto.ExitOK || json.Unmarshal([]byte(out), &m) != nil || len(m.Subscribers) != 2 {
 		t.Fatalf("describe: %d %q", code, out)
 	}
 	Subscribe("a", "t3", h)
-	if code, _, e := run1("--describe"); code != ExitUsage || !strings.Contains(e, `subscriber "a": declared twice`) {
+	if code, _, e := run1("--describe"); code != fnproto.ExitUsage || !strings.Contains(e, `subscriber "a": declared twice`) {
 		t.Fatalf("duplicate: %d %q", code, e)
 	}
 }

@@ -8,17 +8,17 @@ import (
 	"time"
 
 	"github.com/microfn/microfn/codec"
+	"github.com/microfn/microfn/internal/delivery"
 )
 
-// Invoke runs the handler once for m under the subscriber's timeout and
-// classifies the outcome. A panic is recovered and is a failed attempt. At
-// the timeout Invoke returns without waiting for the handler, whose
+// invoke runs the handler once for m under the subscriber's timeout and
+// classifies the result. A panic is recovered and is a failed attempt. At
+// the timeout invoke returns without waiting for the handler, whose
 // context is cancelled; a handler that ignores its context keeps running
 // in the background (under the restarter, its process is killed).
 //
-// Invoke does not decide about attempts: an OutcomeRetry for a message
-// that has used up its attempts is the caller's to dead-letter.
-func (f *Func) Invoke(ctx context.Context, m *Message) Result {
+// invoke does not decide about attempts: delivery.Decide does.
+func (f *Func) invoke(ctx context.Context, m *Message) delivery.Result {
 	start := time.Now()
 	inv := &invocation{f: f, msg: m}
 	ctx, cancel := context.WithTimeout(context.WithValue(ctx, invKey{}, inv), f.spec.timeout)
@@ -28,7 +28,7 @@ func (f *Func) Invoke(ctx context.Context, m *Message) Result {
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
-				done <- &PanicError{Value: r, Stack: debug.Stack()}
+				done <- &panicError{value: r, stack: debug.Stack()}
 			}
 		}()
 		done <- f.call(ctx, m)
@@ -48,28 +48,52 @@ func (f *Func) Invoke(ctx context.Context, m *Message) Result {
 	events := inv.events
 	inv.mu.Unlock()
 
-	r := Result{Duration: time.Since(start)}
-	var pe *PanicError
+	r := delivery.Result{Duration: time.Since(start)}
+	var pe *panicError
 	switch {
 	case err == nil:
-		r.Outcome, r.Events = OutcomeAck, events
+		r.Events = events
 		return r
 	case timedOut:
-		r.Outcome, r.Failure = OutcomeRetry, FailureTimeout
+		r.Failure = delivery.FailureTimeout
 		err = fmt.Errorf("timed out after %v: %w", f.spec.timeout, err)
 	case codec.IsDecodeError(err):
-		r.Outcome, r.Failure = OutcomeDeadLetter, FailureDecode
-	case IsPermanent(err):
-		r.Outcome, r.Failure = OutcomeDeadLetter, FailurePermanent
+		r.Failure = delivery.FailureDecode
+	case isPermanent(err):
+		r.Failure = delivery.FailurePermanent
 	case errors.As(err, &pe):
-		r.Outcome, r.Failure = OutcomeRetry, FailurePanic
+		r.Failure = delivery.FailurePanic
 	default:
-		r.Outcome, r.Failure = OutcomeRetry, FailureError
+		r.Failure = delivery.FailureError
 	}
 	r.Err = err
 	return r
 }
 
-// Exhausted reports whether a message on its attempt-th delivery whose
-// attempt failed has used up the subscriber's attempts.
-func (f *Func) Exhausted(attempt int) bool { return attempt >= f.spec.maxAttempts }
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as a failure that retrying cannot fix: a handler
+// returning it has its message dead-lettered at once. Permanent(nil) is
+// nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+func isPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// panicError is the failure of a handler that panicked.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }

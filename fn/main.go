@@ -14,69 +14,109 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/microfn/microfn/internal/delivery"
+	"github.com/microfn/microfn/internal/fnproto"
 	"github.com/microfn/microfn/internal/pipe"
 )
 
-// Exit codes of a function binary run by Main.
-const (
-	// ExitOK: the message was handled and committed: acknowledged, or
-	// dead-lettered. Also the exit code of --describe.
-	ExitOK = 0
-	// ExitRetry: the attempt failed; the offset was not advanced and the
-	// attempt was recorded, so the next run gets the message again.
-	ExitRetry = 1
-	// ExitUsage: bad flags, environment or subscriber declarations.
-	ExitUsage = 2
-	// ExitBroker: the broker was unreachable or refused an operation
-	// (commit, dead-letter or event publish); nothing was committed, so
-	// the message, if one was taken, is delivered again.
-	ExitBroker = 3
-	// ExitInterrupted: a signal stopped the binary before it took a
-	// message; nothing was consumed.
-	ExitInterrupted = 4
-)
+// Main runs the binary's declared subscribers and exits. How it runs
+// depends on its environment (see the package documentation):
+//
+//   - with --describe (or FN_DESCRIBE=1) it prints the JSON manifest of
+//     its subscribers and exits;
+//   - under the restarter, it takes one message from the restarter,
+//     reports the outcome and exits;
+//   - otherwise it runs standalone: it joins the subscriber's consumer
+//     group on the Kafka in --brokers or FN_BROKERS (default
+//     127.0.0.1:9092), takes one message, handles it, commits and exits.
+//
+// With several subscribers, --subscriber NAME (or FN_SUBSCRIBER) chooses
+// one. FN_TOPIC, FN_GROUP, FN_DEAD_LETTER, FN_MAX_ATTEMPTS and FN_TIMEOUT
+// override what the code declares. Standalone, the exit code says what
+// happened: 0 handled and committed (acknowledged or dead-lettered), 1 the
+// attempt failed and was recorded (the next run retries it), 2 bad flags,
+// environment or declarations, 3 the broker was unreachable or refused an
+// operation (nothing committed), 4 stopped by a signal before a message
+// arrived.
+func Main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
 
-// Environment variables Main reads.
-const (
-	EnvDescribe   = "FN_DESCRIBE"   // "1": print the manifest and exit
-	EnvSubscriber = "FN_SUBSCRIBER" // which subscriber to run, when there are several
+const usage = "flags: --describe, --subscriber NAME, --brokers HOST:PORT,..."
 
-	// Overrides of the chosen subscriber's declared options, as `fnctl
-	// deploy` flags set them; handy to run a binary on another topic.
-	EnvTopic       = "FN_TOPIC"
-	EnvGroup       = "FN_GROUP"
-	EnvDeadLetter  = "FN_DEAD_LETTER"
-	EnvMaxAttempts = "FN_MAX_ATTEMPTS"
-	EnvTimeout     = "FN_TIMEOUT" // a Go duration, e.g. 5s
-)
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fn", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	describe := fs.Bool("describe", getenv(fnproto.EnvDescribe) == "1", "print the JSON manifest and exit")
+	name := fs.String("subscriber", getenv(fnproto.EnvSubscriber), "subscriber to run")
+	brokers := fs.String("brokers", getenv(fnproto.EnvBrokers), "Kafka brokers host:port,...")
+	if err := fs.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "fn: %v (%s)\n", err, usage)
+		return fnproto.ExitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fn: unexpected argument %q (%s)\n", fs.Arg(0), usage)
+		return fnproto.ExitUsage
+	}
+	funcs := declared()
+	if err := declarationErrors(funcs); err != nil {
+		fmt.Fprintf(stderr, "fn: %v\n", err)
+		return fnproto.ExitUsage
+	}
+	if *describe {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(manifest(funcs)); err != nil {
+			fmt.Fprintf(stderr, "fn: write manifest: %v\n", err)
+			return fnproto.ExitUsage
+		}
+		return fnproto.ExitOK
+	}
+	f, err := choose(funcs, *name)
+	if err == nil {
+		f, err = f.withEnv(getenv)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "fn: %v\n", err)
+		return fnproto.ExitUsage
+	}
+	if spec := getenv(pipe.EnvPipe); spec != "" {
+		// The restarter ends a process with signals to its group: no
+		// handlers to install, which also keeps the start cheap.
+		return runChild(f, spec, stderr)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return standalone(ctx, f, *brokers, getenv, stderr)
+}
 
 // withEnv returns a copy of f with the FN_* overrides applied.
 func (f *Func) withEnv(getenv func(string) string) (*Func, error) {
 	g := *f
-	if v := getenv(EnvTopic); v != "" {
-		if g.spec.deadLetter == f.topic+DeadLetterSuffix {
-			g.spec.deadLetter = v + DeadLetterSuffix
+	if v := getenv(fnproto.EnvTopic); v != "" {
+		if g.spec.deadLetter == f.topic+delivery.DeadLetterSuffix {
+			g.spec.deadLetter = v + delivery.DeadLetterSuffix
 		}
 		g.topic = v
 	}
 	var opts []Option
-	if v := getenv(EnvGroup); v != "" {
+	if v := getenv(fnproto.EnvGroup); v != "" {
 		opts = append(opts, Group(v))
 	}
-	if v := getenv(EnvDeadLetter); v != "" {
+	if v := getenv(fnproto.EnvDeadLetter); v != "" {
 		opts = append(opts, DeadLetter(v))
 	}
-	if v := getenv(EnvMaxAttempts); v != "" {
+	if v := getenv(fnproto.EnvMaxAttempts); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return nil, fmt.Errorf("%s=%q is not a number", EnvMaxAttempts, v)
+			return nil, fmt.Errorf("%s=%q is not a number", fnproto.EnvMaxAttempts, v)
 		}
 		opts = append(opts, MaxAttempts(n))
 	}
-	if v := getenv(EnvTimeout); v != "" {
+	if v := getenv(fnproto.EnvTimeout); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			return nil, fmt.Errorf("%s=%q is not a duration (like 5s)", EnvTimeout, v)
+			return nil, fmt.Errorf("%s=%q is not a duration (like 5s)", fnproto.EnvTimeout, v)
 		}
 		opts = append(opts, Timeout(d))
 	}
@@ -89,94 +129,16 @@ func (f *Func) withEnv(getenv func(string) string) (*Func, error) {
 	return &g, nil
 }
 
-// Manifest describes a function binary's subscribers. --describe prints it
-// as JSON.
-type Manifest struct {
-	// Protocol is the restarter protocol version the binary speaks.
-	Protocol    int                  `json:"protocol"`
-	Subscribers []SubscriberManifest `json:"subscribers"`
-}
-
-// SubscriberManifest describes one subscriber.
-type SubscriberManifest struct {
-	Name        string `json:"name"`
-	Topic       string `json:"topic"`
-	Group       string `json:"group"`
-	Codec       string `json:"codec"`
-	Timeout     string `json:"timeout"`
-	MaxAttempts int    `json:"max_attempts"`
-	DeadLetter  string `json:"dead_letter"`
-}
-
-// ProtocolVersion is the version of the restarter protocol in manifests.
-const ProtocolVersion = 1
-
-// Describe returns the manifest of the given subscribers.
-func Describe(funcs []*Func) Manifest {
-	m := Manifest{Protocol: ProtocolVersion, Subscribers: []SubscriberManifest{}}
+// manifest describes the given subscribers.
+func manifest(funcs []*Func) fnproto.Manifest {
+	m := fnproto.Manifest{Protocol: fnproto.ProtocolVersion, Subscribers: []fnproto.Subscriber{}}
 	for _, f := range funcs {
-		m.Subscribers = append(m.Subscribers, SubscriberManifest{
-			Name: f.name, Topic: f.topic, Group: f.spec.group, Codec: f.CodecName(),
+		m.Subscribers = append(m.Subscribers, fnproto.Subscriber{
+			Name: f.name, Topic: f.topic, Group: f.spec.group, Codec: f.payloadCodec().Name(),
 			Timeout: f.spec.timeout.String(), MaxAttempts: f.spec.maxAttempts, DeadLetter: f.spec.deadLetter,
 		})
 	}
 	return m
-}
-
-// runStandalone is the standalone one-shot mode; lean builds replace it
-// with a refusal.
-var runStandalone func(ctx context.Context, f *Func, brokers string, stderr io.Writer) int
-
-// Main runs the binary's declared subscribers and exits; see the package
-// documentation for the ways it runs and the Exit constants for its exit
-// codes. Flags: --describe, --subscriber NAME, --brokers HOST:PORT,...
-func Main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
-
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("fn", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	describe := fs.Bool("describe", os.Getenv(EnvDescribe) == "1", "print the JSON manifest and exit")
-	name := fs.String("subscriber", os.Getenv(EnvSubscriber), "subscriber to run")
-	brokers := fs.String("brokers", "", "Kafka brokers host:port,... (default $FN_BROKERS or 127.0.0.1:9092)")
-	if err := fs.Parse(args); err != nil {
-		fmt.Fprintf(stderr, "fn: %v (flags: --describe, --subscriber NAME, --brokers HOST:PORT,...)\n", err)
-		return ExitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "fn: unexpected argument %q (flags: --describe, --subscriber NAME, --brokers HOST:PORT,...)\n", fs.Arg(0))
-		return ExitUsage
-	}
-	funcs := Funcs()
-	if err := declarationErrors(funcs); err != nil {
-		fmt.Fprintf(stderr, "fn: %v\n", err)
-		return ExitUsage
-	}
-	if *describe {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(Describe(funcs)); err != nil {
-			fmt.Fprintf(stderr, "fn: write manifest: %v\n", err)
-			return ExitUsage
-		}
-		return ExitOK
-	}
-	f, err := choose(funcs, *name)
-	if err == nil {
-		f, err = f.withEnv(os.Getenv)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "fn: %v\n", err)
-		return ExitUsage
-	}
-	if spec := os.Getenv(pipe.EnvPipe); spec != "" {
-		return runChild(f, spec, stderr)
-	}
-	return runStandalone(ctx, f, *brokers, stderr)
 }
 
 func declarationErrors(funcs []*Func) error {
@@ -207,7 +169,7 @@ func choose(funcs []*Func, name string) (*Func, error) {
 		return nil, fmt.Errorf("unknown subscriber %q (this binary declares: %s)", name, strings.Join(names, ", "))
 	}
 	if len(funcs) > 1 {
-		return nil, fmt.Errorf("this binary declares %d subscribers (%s): choose one with %s or --subscriber", len(funcs), strings.Join(names, ", "), EnvSubscriber)
+		return nil, fmt.Errorf("this binary declares %d subscribers (%s): choose one with %s or --subscriber", len(funcs), strings.Join(names, ", "), fnproto.EnvSubscriber)
 	}
 	return funcs[0], nil
 }

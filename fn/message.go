@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/microfn/microfn/codec"
+	"github.com/microfn/microfn/internal/delivery"
 )
 
 // Message is the Kafka record a handler is running for, with its delivery
@@ -29,11 +30,12 @@ type Message struct {
 	Attempt int
 }
 
-// Event is a record a handler emitted, to be published when the handler
-// succeeds.
-type Event struct {
-	Topic   string
-	Key     []byte
+// Record is a Kafka record to publish: what a Broker sends for Serve.
+type Record struct {
+	Topic string
+	// Key is nil for a record without a key.
+	Key []byte
+	// Value is nil for a null value, empty for an empty one.
 	Value   []byte
 	Headers map[string]string
 }
@@ -46,7 +48,7 @@ type invocation struct {
 	msg *Message
 
 	mu     sync.Mutex
-	events []Event
+	events []delivery.Record
 	closed bool // the invocation has returned or timed out: Emit is refused
 }
 
@@ -92,8 +94,12 @@ func WithCodec(c codec.Codec) EmitOption { return func(e *emitCfg) { e.codec = c
 
 // Emit queues an event on topic with value v. The event is published when
 // the handler returns nil, before its message is committed; when the
-// handler fails, its events are discarded, so a retried handler does not
-// emit twice. Emit fails when v cannot be encoded or when ctx does not
+// handler fails, its events are discarded, so a failed attempt emits
+// nothing. When publishing fails after the handler succeeded, the events
+// are published again, not the handler run again, unless the message is
+// lost to the host first (it stops or crashes): then the message is
+// delivered again and its events may be published twice (delivery is at
+// least once). Emit fails when v cannot be encoded or when ctx does not
 // belong to a running handler.
 func Emit(ctx context.Context, topic string, v any, opts ...EmitOption) error {
 	inv, ok := ctx.Value(invKey{}).(*invocation)
@@ -131,6 +137,6 @@ func Emit(ctx context.Context, topic string, v any, opts ...EmitOption) error {
 	if inv.closed {
 		return ErrNoInvocation
 	}
-	inv.events = append(inv.events, Event{Topic: topic, Key: c.key, Value: value, Headers: h})
+	inv.events = append(inv.events, delivery.Record{Topic: topic, Key: c.key, Value: value, Headers: h})
 	return nil
 }

@@ -1,5 +1,3 @@
-//go:build !microfn_lean
-
 package fn
 
 import (
@@ -10,17 +8,22 @@ import (
 	"sync"
 	"time"
 
-	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
-	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/internal/delivery"
 )
 
-// Broker is what Serve needs from a broker; broker.Open returns one.
+// Broker is where Serve takes messages from and sends records to.
+// broker.Open returns one; its methods are for Serve, not for handlers.
 type Broker interface {
-	message.Publisher
-	// Subscriber returns a subscriber in the given consumer group.
-	Subscriber(group string) (message.Subscriber, error)
+	// Consume calls handle for each message of topic, as a member of the
+	// consumer group, until ctx ends; then it waits for the running
+	// calls and returns nil. A message whose handle returns nil is
+	// committed; one whose handle returns an error is delivered again.
+	// Calls for different partitions may run at the same time.
+	Consume(ctx context.Context, group, topic string, handle func(context.Context, *Message) error) error
+	// Send stores one record and returns once the broker has it. An
+	// error wrapping one marked with Permanent means the broker refused
+	// the record for good (too large, invalid topic, not authorised).
+	Send(ctx context.Context, r Record) error
 }
 
 // ServeOption configures Serve.
@@ -40,17 +43,23 @@ func ServeLogger(l *slog.Logger) ServeOption { return func(c *serveCfg) { c.log 
 func ServeFuncs(funcs ...*Func) ServeOption { return func(c *serveCfg) { c.funcs = funcs } }
 
 // Serve hosts subscribers inside a long-running process until ctx is
-// cancelled, then returns nil after in-flight invocations finish.
+// cancelled, then returns nil once in-flight invocations have finished.
 //
-// Each message gets a fresh invocation on its own goroutine, with the same
-// semantics as a function process: events published before the commit,
-// failed attempts retried with Backoff up to MaxAttempts, permanent and
-// undecodable messages dead-lettered at once. Retries happen in place, so
-// a failing message holds back later messages of its partition. There is
-// no process isolation: a handler that ignores its context after a
-// timeout keeps its goroutine, and a crash takes the service down.
+// The semantics are a function process's: each message gets a fresh
+// invocation, on its own goroutine; a failed attempt is retried after a
+// backoff up to the subscriber's MaxAttempts, then dead-lettered;
+// permanent failures and undecodable payloads are dead-lettered at once;
+// events are published before the commit, and published again (not the
+// handler run again) when the broker does not take them at once. What
+// differs: retries happen in place, so a failing message holds back the
+// later messages of its partition; attempts are counted in memory, so a
+// message in its retries when the service restarts starts again at its
+// first attempt; and there is no process isolation: a handler that
+// ignores its context after its timeout keeps its goroutine, and a crash
+// takes the service down. A message being retried or published when ctx
+// ends is not committed and is delivered again.
 func Serve(ctx context.Context, b Broker, opts ...ServeOption) error {
-	cfg := serveCfg{log: slog.Default(), funcs: Funcs()}
+	cfg := serveCfg{log: slog.Default(), funcs: declared()}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -60,35 +69,27 @@ func Serve(ctx context.Context, b Broker, opts ...ServeOption) error {
 	if err := declarationErrors(cfg.funcs); err != nil {
 		return fmt.Errorf("fn.Serve: %w", err)
 	}
-	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		failed  error
+	)
 	for _, f := range cfg.funcs {
-		sub, err := b.Subscriber(f.spec.group)
-		if err != nil {
-			return fmt.Errorf("fn.Serve: subscriber for %q: %w", f.name, err)
-		}
-		defer sub.Close()
-		ch, err := sub.Subscribe(ctx, f.topic)
-		if err != nil {
-			return fmt.Errorf("fn.Serve: subscribe %q to %s: %w", f.name, f.topic, err)
-		}
 		s := &server{f: f, b: b, log: cfg.log.With("subscriber", f.name, "topic", f.topic)}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var inflight sync.WaitGroup
-			for msg := range ch {
-				inflight.Add(1)
-				go func() {
-					defer inflight.Done()
-					s.handle(ctx, msg)
-				}()
+			if err := b.Consume(ctx, f.spec.group, f.topic, s.handle); err != nil {
+				errOnce.Do(func() { failed = fmt.Errorf("fn.Serve: consume %s for %q: %w", f.topic, f.name, err) })
+				cancel() // one subscriber failing stops them all
 			}
-			inflight.Wait()
 		}()
 	}
 	<-ctx.Done()
 	wg.Wait()
-	return nil
+	return failed
 }
 
 type server struct {
@@ -97,71 +98,64 @@ type server struct {
 	log *slog.Logger
 }
 
-// handle runs one message to its end: acked, dead-lettered, or (when ctx
-// ends first or the broker refuses) nacked for redelivery.
-func (s *server) handle(ctx context.Context, wm *message.Message) {
-	m := messageOf(wm)
+// errStopping tells Consume that a message was not finished before Serve
+// stopped: it is delivered again.
+var errStopping = errors.New("fn.Serve: stopping before the message was finished")
+
+// handle runs one message to its end: acknowledged, dead-lettered, or,
+// when ctx ends first, left for redelivery.
+func (s *server) handle(ctx context.Context, m *Message) error {
 	m.Topic = s.f.topic
 	log := s.log.With("partition", m.Partition, "offset", m.Offset)
 	for attempt := 1; ; attempt++ {
 		m.Attempt = attempt
-		r := s.f.Invoke(context.WithoutCancel(ctx), m)
-		var events []Event
-		switch {
-		case r.Outcome == OutcomeAck:
-			events = r.Events
-		case r.Outcome == OutcomeRetry && !s.f.Exhausted(attempt):
+		r := s.f.invoke(context.WithoutCancel(ctx), m)
+		action := delivery.Decide(r, attempt, s.f.spec.maxAttempts)
+		if action == delivery.Ack {
+			err := delivery.Publish(ctx, r.Events, s.send, func(err error, wait time.Duration) {
+				log.Warn("publishing the handler's events failed; publishing them again", "err", err, "retry_in", wait)
+			})
+			if err == nil {
+				return nil
+			}
+			if !errors.Is(err, delivery.ErrRefused) {
+				return fmt.Errorf("%w: %v", errStopping, err)
+			}
+			r, action = delivery.Failed(delivery.FailurePublish, fmt.Errorf("publish the handler's events: %w", err)), delivery.DeadLetter
+		}
+		if action == delivery.Retry {
 			log.Warn("attempt failed; will retry", "attempt", attempt, "failure", r.Failure, "err", r.Err)
 			select {
-			case <-time.After(Backoff(attempt)):
+			case <-time.After(delivery.Backoff(attempt)):
 				continue
 			case <-ctx.Done():
-				wm.Nack()
-				return
+				return errStopping
 			}
-		default:
-			events = []Event{s.f.DeadLetterEvent(m, r)}
-			log.Warn("dead-lettered", "attempt", attempt, "failure", r.Failure, "err", r.Err)
 		}
-		if err := s.publish(events); err != nil {
-			log.Error("publish failed; message will be redelivered", "err", err)
-			wm.Nack()
-			return
+		dl := delivery.NewDeadLetter(s.f.spec.deadLetter, s.f.name, deliveryMessage(m), attempt, r, time.Now())
+		if err := delivery.PublishDeadLetter(ctx, dl, s.send, func(err error, wait time.Duration) {
+			log.Error("dead-letter publish failed; not committing", "dlq", dl.Topic, "err", err, "retry_in", wait)
+		}); err != nil {
+			return fmt.Errorf("%w: %v", errStopping, err)
 		}
-		wm.Ack()
-		return
+		log.Warn("dead-lettered", "dlq", dl.Topic, "attempt", attempt, "failure", r.Failure, "err", r.Err)
+		return nil
 	}
 }
 
-func (s *server) publish(events []Event) error {
-	for _, e := range events {
-		wm := message.NewMessage("", e.Value)
-		for k, v := range e.Headers {
-			wm.Metadata[k] = v
-		}
-		if e.Key != nil {
-			wm.Metadata[kafka.MetadataKey] = string(e.Key)
-		}
-		if err := s.b.Publish(e.Topic, wm); err != nil {
-			return fmt.Errorf("publish to %s: %w", e.Topic, err)
+// send is a delivery.SendFunc over the broker's one-record Send.
+func (s *server) send(ctx context.Context, records []delivery.Record) ([]delivery.Record, error) {
+	for i, r := range records {
+		if err := s.b.Send(context.WithoutCancel(ctx), Record(r)); err != nil {
+			if isPermanent(err) {
+				err = delivery.Refused(err)
+			}
+			return records[i:], fmt.Errorf("publish to %s: %w", r.Topic, err)
 		}
 	}
-	return nil
+	return nil, nil
 }
 
-// messageOf reads the Kafka record behind a watermill message.
-func messageOf(wm *message.Message) *Message {
-	ctx := wm.Context()
-	m := &Message{Value: wm.Payload, Headers: make(map[string]string, len(wm.Metadata))}
-	for k, v := range wm.Metadata {
-		if k == kafka.MetadataKey {
-			m.Key = []byte(v)
-			continue
-		}
-		m.Headers[k] = v
-	}
-	m.Partition, _ = wkafka.MessagePartitionFromCtx(ctx)
-	m.Offset, _ = wkafka.MessagePartitionOffsetFromCtx(ctx)
-	m.Timestamp, _ = wkafka.MessageTimestampFromCtx(ctx)
-	return m
+func deliveryMessage(m *Message) delivery.Message {
+	return delivery.Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Headers: m.Headers}
 }

@@ -1,231 +1,167 @@
-//go:build !microfn_lean
-
 package fn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/microfn/microfn/internal/attempts"
-	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/internal/delivery"
+	"github.com/microfn/microfn/internal/fnproto"
 )
 
-func init() { runStandalone = standalone }
+// session is one standalone run's membership of the subscriber's
+// consumer group, holding the partitions the group assigned it: all the
+// standalone host needs of a Kafka client.
+type session interface {
+	// Take waits for the first message of the assigned partitions. It
+	// returns ctx's error when ctx ends first.
+	Take(ctx context.Context) (*Message, error)
+	// Committed returns the partition's committed offset (-1 for none)
+	// and the metadata stored with it.
+	Committed(partition int32) (offset int64, metadata string, err error)
+	// Commit commits offset (the next to consume) with metadata, as a
+	// member of the group generation that assigned the partition.
+	Commit(partition int32, offset int64, metadata string) error
+	// Send stores records; see delivery.SendFunc.
+	Send(ctx context.Context, records []delivery.Record) ([]delivery.Record, error)
+	// Close leaves the group.
+	Close() error
+}
 
-// One-shot states: a message can be taken only while waiting, and a signal
-// stops the binary only while nothing has been taken.
-const (
-	stateWaiting int32 = iota
-	stateTaken
-	stateStopping
-)
+// joinFunc opens a session: it connects to brokers and joins group as a
+// consumer of topic. A nil joinFunc means this binary has no Kafka client.
+type joinFunc func(ctx context.Context, brokers, clientID, group, topic string, log *slog.Logger) (session, error)
+
+var join joinFunc
+
+// errUnreachable marks a join that failed because no broker answered.
+var errUnreachable = errors.New("broker unreachable")
 
 // standalone joins the subscriber's consumer group, takes exactly one
 // message, handles it, commits synchronously and returns the exit code.
-func standalone(ctx context.Context, f *Func, brokersFlag string, stderr io.Writer) int {
+func standalone(ctx context.Context, f *Func, brokers string, _ func(string) string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("subscriber", f.name, "topic", f.topic)
-	brokers, err := kafka.Brokers(brokersFlag)
-	if err != nil {
-		fmt.Fprintf(stderr, "fn: %v\n", err)
-		return ExitUsage
+	if brokers == "" {
+		brokers = defaultBrokers
 	}
-	cfg := kafka.Config("microfn-" + f.name)
-	// Leaving the group waits for the partition consumers' long-polls to
-	// end: keep them short, a one-shot process has nothing else to wait for.
-	cfg.Consumer.MaxWaitTime = 50 * time.Millisecond
-	client, err := sarama.NewClient(brokers, cfg)
+	s, err := join(ctx, brokers, "microfn-"+f.name, f.spec.group, f.topic, log)
 	if err != nil {
-		fmt.Fprintf(stderr, "fn: cannot reach Kafka at %v: %v\n", brokers, err)
-		return ExitBroker
-	}
-	defer client.Close()
-	group, err := sarama.NewConsumerGroupFromClient(f.spec.group, client)
-	if err != nil {
-		fmt.Fprintf(stderr, "fn: join consumer group %q: %v\n", f.spec.group, err)
-		return ExitBroker
-	}
-	defer group.Close() // leaves the group, so the next run joins at once
-	go func() {
-		for err := range group.Errors() {
-			log.Warn("consumer group", "err", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "fn: %v\n", err)
+			return fnproto.ExitUsage
 		}
-	}()
-
-	s := &oneShot{f: f, client: client, log: log, done: make(chan int, 1), stop: ctx.Done()}
-	consumeCtx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	failed := make(chan error, 1)
-	go func() {
-		// Consume returns at every rebalance; rejoin until the message is taken.
-		for consumeCtx.Err() == nil && s.state.Load() == stateWaiting {
-			if err := group.Consume(consumeCtx, []string{f.topic}, s); err != nil {
-				failed <- err
-				return
-			}
-		}
-	}()
-
-	select {
-	case code := <-s.done:
-		return code
-	case err := <-failed:
-		if s.state.CompareAndSwap(stateWaiting, stateStopping) {
-			fmt.Fprintf(stderr, "fn: consume %s: %v\n", f.topic, err)
-			return ExitBroker
-		}
-		return <-s.done
-	case <-ctx.Done():
-		if s.state.CompareAndSwap(stateWaiting, stateStopping) {
+		if ctx.Err() != nil {
 			log.Info("interrupted before a message arrived")
-			return ExitInterrupted
+			return fnproto.ExitInterrupted
 		}
-		// A message is being handled: let it finish (within its timeout)
-		// and commit, so the signal costs no redelivery.
-		return <-s.done
+		fmt.Fprintf(stderr, "fn: %v\n", err)
+		return fnproto.ExitBroker
 	}
+	defer s.Close() // leaves the group, so the next run joins at once
+	m, err := s.Take(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("interrupted before a message arrived")
+			return fnproto.ExitInterrupted
+		}
+		fmt.Fprintf(stderr, "fn: consume %s: %v\n", f.topic, err)
+		return fnproto.ExitBroker
+	}
+	return (&oneShot{f: f, s: s, log: log.With("partition", m.Partition, "offset", m.Offset)}).handle(ctx, m)
 }
+
+// defaultBrokers is the embedded broker of `fnctl up` and `fnctl broker`.
+const defaultBrokers = "127.0.0.1:9092"
+
+// usageError marks a join error caused by bad settings, not the broker.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
 
 type oneShot struct {
-	f      *Func
-	client sarama.Client
-	log    *slog.Logger
-	stop   <-chan struct{}
-	state  atomic.Int32
-	done   chan int
+	f   *Func
+	s   session
+	log *slog.Logger
 }
 
-func (s *oneShot) Setup(sess sarama.ConsumerGroupSession) error {
-	s.log.Info("joined; waiting for a message", "group", s.f.spec.group, "generation", sess.GenerationID())
-	return nil
-}
-
-func (s *oneShot) Cleanup(sarama.ConsumerGroupSession) error { return nil }
-
-func (s *oneShot) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	select {
-	case km, ok := <-claim.Messages():
-		if !ok {
-			return nil
-		}
-		if !s.state.CompareAndSwap(stateWaiting, stateTaken) {
-			// Another partition's message was taken, or we are stopping:
-			// leave this one uncommitted for the next run.
-			<-sess.Context().Done()
-			return nil
-		}
-		s.done <- s.handle(sess, km)
-		return nil
-	case <-sess.Context().Done():
-		return nil
-	}
-}
-
-func (s *oneShot) handle(sess sarama.ConsumerGroupSession, km *sarama.ConsumerMessage) int {
-	f := s.f
-	log := s.log.With("partition", km.Partition, "offset", km.Offset)
-	meta, err := s.fetchMetadata(km.Topic, km.Partition)
+// handle runs m's attempt and carries out what delivery decides. A signal
+// (ctx) while the handler runs lets it finish and commit; it only cuts
+// short the waits: a retry's backoff and publishing again.
+func (o *oneShot) handle(ctx context.Context, m *Message) int {
+	_, meta, err := o.s.Committed(m.Partition)
 	if err != nil {
-		log.Error("read attempt count", "err", err)
-		return ExitBroker
+		o.log.Error("read the attempt count", "err", err)
+		return fnproto.ExitBroker
 	}
-	// Finished offsets the restarter recorded stay recorded in our commits.
+	// Offsets the restarter finished above its watermark stay recorded in
+	// our commits, so that nobody runs them again.
 	done := attempts.DecodeDone(meta)
-	if attempts.Covers(done, km.Offset) {
-		// The restarter finished it while an earlier message was pending.
-		if err := s.commit(sess, km.Topic, km.Partition, km.Offset+1, attempts.Encode(nil, done)); err != nil {
-			log.Error("commit", "err", err)
-			return ExitBroker
+	if attempts.Covers(done, m.Offset) {
+		if err := o.s.Commit(m.Partition, m.Offset+1, attempts.Encode(nil, done)); err != nil {
+			o.log.Error("commit", "err", err)
+			return fnproto.ExitBroker
 		}
-		log.Info("already handled; committed")
-		return ExitOK
+		o.log.Info("already handled; committed")
+		return fnproto.ExitOK
 	}
-	prev, _ := attempts.Find(attempts.Decode(meta), km.Offset)
-	if wait := time.Until(prev.Last.Add(Backoff(prev.Failed))); prev.Failed > 0 && wait > 0 {
+	prev, _ := attempts.Find(attempts.Decode(meta), m.Offset)
+	if wait := time.Until(prev.Last.Add(delivery.Backoff(prev.Failed))); prev.Failed > 0 && wait > 0 {
 		select {
 		case <-time.After(wait):
-		case <-s.stop:
-			log.Info("interrupted during retry backoff")
-			return ExitInterrupted
+		case <-ctx.Done():
+			o.log.Info("interrupted during the retry backoff")
+			return fnproto.ExitInterrupted
 		}
 	}
-	m := &Message{
-		Topic: km.Topic, Partition: km.Partition, Offset: km.Offset,
-		Key: km.Key, Value: km.Value, Headers: kafka.Headers(km.Headers),
-		Timestamp: km.Timestamp, Attempt: prev.Failed + 1,
-	}
-	r := f.Invoke(context.Background(), m)
-	log = log.With("attempt", m.Attempt, "duration", r.Duration.Round(time.Microsecond))
+	m.Attempt = prev.Failed + 1
+	r := o.f.invoke(context.Background(), m)
+	log := o.log.With("attempt", m.Attempt, "duration", r.Duration.Round(time.Microsecond))
+	action := delivery.Decide(r, m.Attempt, o.f.spec.maxAttempts)
 
-	switch {
-	case r.Outcome == OutcomeAck:
-		if err := s.publish(r.Events); err != nil {
-			log.Error("publish emitted events; not committing", "err", err)
-			return ExitBroker
+	if action == delivery.Ack {
+		err := delivery.Publish(ctx, r.Events, o.s.Send, func(err error, wait time.Duration) {
+			log.Warn("publishing the handler's events failed; publishing them again", "err", err, "retry_in", wait)
+		})
+		switch {
+		case err == nil:
+			if err := o.s.Commit(m.Partition, m.Offset+1, attempts.Encode(nil, done)); err != nil {
+				log.Error("commit", "err", err)
+				return fnproto.ExitBroker
+			}
+			log.Info("acked", "events", len(r.Events))
+			return fnproto.ExitOK
+		case errors.Is(err, delivery.ErrRefused):
+			r, action = delivery.Failed(delivery.FailurePublish, fmt.Errorf("publish the handler's events: %w", err)), delivery.DeadLetter
+		default:
+			log.Error("the handler's events are not published; not committing", "err", err)
+			return fnproto.ExitBroker
 		}
-		if err := s.commit(sess, km.Topic, km.Partition, km.Offset+1, attempts.Encode(nil, done)); err != nil {
-			log.Error("commit", "err", err)
-			return ExitBroker
+	}
+	if action == delivery.Retry {
+		meta := attempts.Encode([]attempts.Entry{{Offset: m.Offset, Failed: m.Attempt, Last: time.Now()}}, done)
+		if err := o.s.Commit(m.Partition, m.Offset, meta); err != nil {
+			log.Error("record the failed attempt", "err", err, "failure", r.Failure, "attempt_err", r.Err)
+			return fnproto.ExitBroker
 		}
-		log.Info("acked", "events", len(r.Events))
-		return ExitOK
-	case r.Outcome == OutcomeRetry && !f.Exhausted(m.Attempt):
-		meta := attempts.Encode([]attempts.Entry{{Offset: km.Offset, Failed: m.Attempt, Last: time.Now()}}, done)
-		if err := s.commit(sess, km.Topic, km.Partition, km.Offset, meta); err != nil {
-			log.Error("record failed attempt", "err", err, "failure", r.Err)
-			return ExitBroker
-		}
-		log.Warn("attempt failed; will retry", "failure", r.Failure, "err", r.Err, "max_attempts", f.spec.maxAttempts)
-		return ExitRetry
-	default:
-		dl := f.DeadLetterEvent(m, r)
-		if err := s.publish([]Event{dl}); err != nil {
-			log.Error("dead-letter publish failed; not committing", "dlq", dl.Topic, "err", err)
-			return ExitBroker
-		}
-		if err := s.commit(sess, km.Topic, km.Partition, km.Offset+1, attempts.Encode(nil, done)); err != nil {
-			log.Error("commit after dead-letter", "err", err)
-			return ExitBroker
-		}
-		log.Warn("dead-lettered", "dlq", dl.Topic, "reason", dl.Headers[HeaderReason], "err", r.Err)
-		return ExitOK
+		log.Warn("attempt failed; will retry", "failure", r.Failure, "err", r.Err, "max_attempts", o.f.spec.maxAttempts)
+		return fnproto.ExitRetry
 	}
-}
-
-// fetchMetadata reads the metadata of the partition's committed offset:
-// failure records and finished offsets.
-func (s *oneShot) fetchMetadata(topic string, partition int32) (string, error) {
-	c, err := kafka.FetchCommitted(s.client, s.f.spec.group, topic, []int32{partition})
-	if err != nil {
-		return "", err
+	dl := delivery.NewDeadLetter(o.f.spec.deadLetter, o.f.name, deliveryMessage(m), m.Attempt, r, time.Now())
+	if err := delivery.PublishDeadLetter(ctx, dl, o.s.Send, func(err error, wait time.Duration) {
+		log.Error("dead-letter publish failed; not committing", "dlq", dl.Topic, "err", err, "retry_in", wait)
+	}); err != nil {
+		log.Error("the dead letter is not published; not committing", "dlq", dl.Topic, "err", err)
+		return fnproto.ExitBroker
 	}
-	return c[partition].Metadata, nil
-}
-
-// commit commits offset (the next offset to consume) synchronously as a
-// member of the session's generation.
-func (s *oneShot) commit(sess sarama.ConsumerGroupSession, topic string, partition int32, offset int64, metadata string) error {
-	return kafka.CommitOffsets(s.client, s.f.spec.group, sess.GenerationID(), sess.MemberID(),
-		[]kafka.Commit{{Topic: topic, Partition: partition, Offset: offset, Metadata: metadata}})
-}
-
-func (s *oneShot) publish(events []Event) error {
-	if len(events) == 0 {
-		return nil
+	if err := o.s.Commit(m.Partition, m.Offset+1, attempts.Encode(nil, done)); err != nil {
+		log.Error("commit after dead-lettering", "err", err)
+		return fnproto.ExitBroker
 	}
-	p, err := sarama.NewSyncProducerFromClient(s.client)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	msgs := make([]*sarama.ProducerMessage, len(events))
-	for i, e := range events {
-		msgs[i] = kafka.ProducerMessage(e.Topic, e.Key, e.Value, e.Headers)
-	}
-	return p.SendMessages(msgs)
+	log.Warn("dead-lettered", "dlq", dl.Topic, "reason", dl.Headers[delivery.HeaderReason], "err", r.Err)
+	return fnproto.ExitOK
 }

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/microfn/microfn/broker"
-	"github.com/microfn/microfn/fn"
+	"github.com/microfn/microfn/internal/fnproto"
 )
 
 // The embedded broker keeps records and committed offsets across a
@@ -23,7 +23,7 @@ func TestEmbeddedBrokerKeepsRecordsAndOffsetsAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	produce(t, e.Addr(), topic, record{value: []byte("ok 1")}, record{value: []byte("ok 2")}, record{value: []byte("ok 3")})
-	if r := run(t, runTimeout, bin, testfnEnv(e.Addr(), topic, logPath)); r.code != fn.ExitOK {
+	if r := run(t, runTimeout, bin, testfnEnv(e.Addr(), topic, logPath)); r.code != fnproto.ExitOK {
 		e.Close()
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
@@ -37,7 +37,7 @@ func TestEmbeddedBrokerKeepsRecordsAndOffsetsAcrossRestart(t *testing.T) {
 	if got := consumeAll(t, e.Addr(), topic, 3, 30*time.Second); string(got[2].Value) != "ok 3" {
 		t.Fatalf("after restart the third record is %q", got[2].Value)
 	}
-	if r := run(t, runTimeout, bin, testfnEnv(e.Addr(), topic, logPath)); r.code != fn.ExitOK {
+	if r := run(t, runTimeout, bin, testfnEnv(e.Addr(), topic, logPath)); r.code != fnproto.ExitOK {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 	log := readLog(t, logPath)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/microfn/microfn/fn"
+	"github.com/microfn/microfn/internal/fnproto"
 	"github.com/microfn/microfn/internal/testenv"
 )
 
@@ -132,7 +132,7 @@ func TestKcatProducedReachesFunctionExactly(t *testing.T) {
 		}
 	}
 	for range cases {
-		if r := run(t, runTimeout, bin, testfnEnv(env.Brokers, topic, logPath)); r.code != fn.ExitOK {
+		if r := run(t, runTimeout, bin, testfnEnv(env.Brokers, topic, logPath)); r.code != fnproto.ExitOK {
 			t.Fatalf("exit %d\n%s", r.code, r.stderr)
 		}
 	}
@@ -175,7 +175,7 @@ func TestKcatReadsWhatMicrofnWrites(t *testing.T) {
 		t.Fatalf("kcat read key %q value %q headers %q", got.key, got.value, got.headers)
 	}
 
-	if r := run(t, runTimeout, bin, testfnEnv(env.Brokers, topic, filepath.Join(t.TempDir(), "log"))); r.code != fn.ExitOK {
+	if r := run(t, runTimeout, bin, testfnEnv(env.Brokers, topic, filepath.Join(t.TempDir(), "log"))); r.code != fnproto.ExitOK {
 		t.Fatalf("testfn exit %d\n%s", r.code, r.stderr)
 	}
 	got = kcatConsume(t, kc, env.Brokers, out, 1)[0]

@@ -37,7 +37,7 @@ func newRig(t *testing.T) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rig{t: t, env: env, brokers: brokers, bin: build(t, "tests/testfn", "microfn_lean"),
+	return &rig{t: t, env: env, brokers: brokers, bin: build(t, "tests/testfn"),
 		topic: testenv.Topic(t), logPath: filepath.Join(t.TempDir(), "log")}
 }
 

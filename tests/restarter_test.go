@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/microfn/microfn/fn"
+	"github.com/microfn/microfn/internal/delivery"
 	"github.com/microfn/microfn/internal/kafka"
 	"github.com/microfn/microfn/restarter"
 )
@@ -64,12 +64,12 @@ func TestRestarterRetriesThenDeadLetters(t *testing.T) {
 	r.publish("ok", 30, 10)
 	r.deploy(e, r.spec(4))
 	rep := r.waitFor(settle, "every message handled", r.allFinished, statusOf(e))
-	dls := consumeAll(t, r.env.Brokers, r.topic+fn.DeadLetterSuffix, 2, settle)
+	dls := consumeAll(t, r.env.Brokers, r.topic+delivery.DeadLetterSuffix, 2, settle)
 	got := map[string]string{}
 	for _, m := range dls {
-		got[strings.Fields(string(m.Value))[1]] = fmt.Sprintf("%s/%s/%s", header(m, fn.HeaderReason), header(m, fn.HeaderFailure), header(m, fn.HeaderAttempts))
-		if strings.HasPrefix(string(m.Value), "panic") && !strings.Contains(header(m, fn.HeaderStderr), "told to panic") {
-			t.Errorf("panic dead letter has no stderr tail: %q", header(m, fn.HeaderStderr))
+		got[strings.Fields(string(m.Value))[1]] = fmt.Sprintf("%s/%s/%s", header(m, delivery.HeaderReason), header(m, delivery.HeaderFailure), header(m, delivery.HeaderAttempts))
+		if strings.HasPrefix(string(m.Value), "panic") && !strings.Contains(header(m, delivery.HeaderStderr), "told to panic") {
+			t.Errorf("panic dead letter has no stderr tail: %q", header(m, delivery.HeaderStderr))
 		}
 	}
 	if got["id-fail"] != "exhausted/error/3" || got["id-panic"] != "exhausted/panic/3" {
@@ -124,9 +124,9 @@ func TestRestarterHangingFunctionKilledAtDeadline(t *testing.T) {
 	s.MaxAttempts = 1
 	r.publish("hang", 1, 1)
 	r.deploy(e, s)
-	dl := consumeAll(t, r.env.Brokers, r.topic+fn.DeadLetterSuffix, 1, settle)[0]
-	if header(dl, fn.HeaderFailure) != fn.FailureTimeout {
-		t.Errorf("dead letter failure %q, want timeout", header(dl, fn.HeaderFailure))
+	dl := consumeAll(t, r.env.Brokers, r.topic+delivery.DeadLetterSuffix, 1, settle)[0]
+	if header(dl, delivery.HeaderFailure) != string(delivery.FailureTimeout) {
+		t.Errorf("dead letter failure %q, want timeout", header(dl, delivery.HeaderFailure))
 	}
 	var pids []int
 	for _, rec := range readLogAll(t, r.logPath) {
@@ -242,7 +242,7 @@ func TestRestarterFailingDeadLetterPublishBlocksCommit(t *testing.T) {
 	if r.env.Embedded == nil {
 		t.Skip("fault injection needs the embedded broker (unset FN_TEST_BROKERS and FN_TEST_DOCKER)")
 	}
-	dlq := r.topic + fn.DeadLetterSuffix
+	dlq := r.topic + delivery.DeadLetterSuffix
 	c := r.env.Embedded.Cluster()
 	refused := make(chan struct{}, 1000)
 	var faultOn atomic.Bool
@@ -396,7 +396,7 @@ func TestRestarterRefusesBadSpecsAndNames(t *testing.T) {
 	// A binary without subscribers never becomes ready: the deployment
 	// pauses and says why.
 	s := r.spec(1)
-	s.Binary = build(t, "tests/nosubs", "microfn_lean")
+	s.Binary = build(t, "tests/nosubs")
 	r.deploy(e, s)
 	deadline := time.Now().Add(settle)
 	for {
@@ -435,17 +435,17 @@ func TestRestarterMemoryLimit(t *testing.T) {
 	r := newRig(t)
 	e := r.engine()
 	s := r.spec(1)
-	s.Binary = buildWithoutRace(t, "tests/testfn", "microfn_lean")
+	s.Binary = buildWithoutRace(t, "tests/testfn")
 	s.MemoryLimit = 64 << 20
 	s.MaxAttempts = 1
 	produce(t, r.env.Brokers, r.topic, record{key: []byte("a"), value: []byte("alloc=8 id-small")},
 		record{key: []byte("b"), value: []byte("alloc=256 id-big")})
 	r.deploy(e, s)
-	dl := consumeAll(t, r.env.Brokers, r.topic+fn.DeadLetterSuffix, 1, settle)[0]
+	dl := consumeAll(t, r.env.Brokers, r.topic+delivery.DeadLetterSuffix, 1, settle)[0]
 	// Refused memory makes the Go runtime die with a fatal error (exit 2),
 	// reported as "out of memory" or as a fault inside the runtime.
-	if !strings.Contains(string(dl.Value), "id-big") || header(dl, fn.HeaderExitCode) != "2" || header(dl, fn.HeaderStderr) == "" {
-		t.Fatalf("dead letter %q, exit code %q, stderr %.300q", dl.Value, header(dl, fn.HeaderExitCode), header(dl, fn.HeaderStderr))
+	if !strings.Contains(string(dl.Value), "id-big") || header(dl, delivery.HeaderExitCode) != "2" || header(dl, delivery.HeaderStderr) == "" {
+		t.Fatalf("dead letter %q, exit code %q, stderr %.300q", dl.Value, header(dl, delivery.HeaderExitCode), header(dl, delivery.HeaderStderr))
 	}
 	deadline := time.Now().Add(settle)
 	for e.Status()[0].Processed < 1 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/microfn/microfn/broker"
 	"github.com/microfn/microfn/fn"
+	"github.com/microfn/microfn/internal/delivery"
 	"github.com/microfn/microfn/internal/testenv"
 )
 
@@ -44,7 +45,7 @@ func TestServeSemantics(t *testing.T) {
 	go func() { served <- fn.Serve(ctx, b, fn.ServeFuncs(f)) }()
 
 	out := consumeAll(t, env.Brokers, topic+"-out", 2, 60*time.Second)
-	dls := consumeAll(t, env.Brokers, topic+fn.DeadLetterSuffix, 2, 60*time.Second)
+	dls := consumeAll(t, env.Brokers, topic+delivery.DeadLetterSuffix, 2, 60*time.Second)
 	cancel()
 	select {
 	case err := <-served:
@@ -63,7 +64,7 @@ func TestServeSemantics(t *testing.T) {
 	}
 	reasons := map[string]string{}
 	for _, m := range dls {
-		reasons[string(m.Value)] = header(m, fn.HeaderReason) + "/" + header(m, fn.HeaderAttempts)
+		reasons[string(m.Value)] = header(m, delivery.HeaderReason) + "/" + header(m, delivery.HeaderAttempts)
 	}
 	if reasons["fail"] != "exhausted/2" || reasons["permanent"] != "permanent/1" {
 		t.Errorf("dead letters %v", reasons)

@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/microfn/microfn/fn"
+	"github.com/microfn/microfn/internal/delivery"
+	"github.com/microfn/microfn/internal/fnproto"
 	"github.com/microfn/microfn/internal/testenv"
 )
 
@@ -33,7 +34,7 @@ func TestStandaloneTakesOneMessagePerRunInOrder(t *testing.T) {
 
 	for i := range n {
 		r := run(t, runTimeout, bin, testfnEnv(env.Brokers, topic, logPath))
-		if r.code != fn.ExitOK {
+		if r.code != fnproto.ExitOK {
 			t.Fatalf("run %d: exit %d\n%s", i, r.code, r.stderr)
 		}
 		if got := len(readLog(t, logPath)); got != i+1 {
@@ -82,7 +83,7 @@ func TestStandaloneRetriesThenDeadLetters(t *testing.T) {
 		record{key: key, value: []byte("ok id-2")})
 	envv := testfnEnv(env.Brokers, topic, logPath, "FN_MAX_ATTEMPTS=3")
 
-	for attempt, want := range []int{fn.ExitRetry, fn.ExitRetry, fn.ExitOK, fn.ExitOK} {
+	for attempt, want := range []int{fnproto.ExitRetry, fnproto.ExitRetry, fnproto.ExitOK, fnproto.ExitOK} {
 		if r := run(t, runTimeout, bin, envv); r.code != want {
 			t.Fatalf("run %d: exit %d, want %d\n%s", attempt+1, r.code, want, r.stderr)
 		}
@@ -95,11 +96,11 @@ func TestStandaloneRetriesThenDeadLetters(t *testing.T) {
 	if want := "fail id-1#1 fail id-1#2 fail id-1#3 ok id-2#1"; strings.Join(got, " ") != want {
 		t.Fatalf("invocations: %s\nwant:        %s", strings.Join(got, " "), want)
 	}
-	dl := consumeAll(t, env.Brokers, topic+fn.DeadLetterSuffix, 1, 30*time.Second)[0]
+	dl := consumeAll(t, env.Brokers, topic+delivery.DeadLetterSuffix, 1, 30*time.Second)[0]
 	want := map[string]string{
-		fn.HeaderReason: fn.ReasonExhausted, fn.HeaderFailure: fn.FailureError, fn.HeaderAttempts: "3",
-		fn.HeaderFunction: "testfn", fn.HeaderTopic: topic, fn.HeaderOffset: fmt.Sprint(log[0].Offset),
-		fn.HeaderPartition: fmt.Sprint(log[0].Partition), fn.HeaderError: "told to fail", "trace": "t1",
+		delivery.HeaderReason: string(delivery.ReasonExhausted), delivery.HeaderFailure: string(delivery.FailureError), delivery.HeaderAttempts: "3",
+		delivery.HeaderFunction: "testfn", delivery.HeaderTopic: topic, delivery.HeaderOffset: fmt.Sprint(log[0].Offset),
+		delivery.HeaderPartition: fmt.Sprint(log[0].Partition), delivery.HeaderError: "told to fail", "trace": "t1",
 	}
 	for k, v := range want {
 		if got := header(dl, k); got != v {
@@ -119,15 +120,15 @@ func TestStandalonePermanentAndPanic(t *testing.T) {
 	key := []byte("k")
 	produce(t, env.Brokers, topic, record{key: key, value: []byte("permanent")}, record{key: key, value: []byte("panic")})
 	envv := testfnEnv(env.Brokers, topic, logPath, "FN_MAX_ATTEMPTS=2")
-	for i, want := range []int{fn.ExitOK, fn.ExitRetry, fn.ExitOK} {
+	for i, want := range []int{fnproto.ExitOK, fnproto.ExitRetry, fnproto.ExitOK} {
 		if r := run(t, runTimeout, bin, envv); r.code != want {
 			t.Fatalf("run %d: exit %d, want %d\n%s", i+1, r.code, want, r.stderr)
 		}
 	}
-	dls := consumeAll(t, env.Brokers, topic+fn.DeadLetterSuffix, 2, 30*time.Second)
+	dls := consumeAll(t, env.Brokers, topic+delivery.DeadLetterSuffix, 2, 30*time.Second)
 	reasons := map[string]string{}
 	for _, m := range dls {
-		reasons[string(m.Value)] = header(m, fn.HeaderReason) + "/" + header(m, fn.HeaderFailure)
+		reasons[string(m.Value)] = header(m, delivery.HeaderReason) + "/" + header(m, delivery.HeaderFailure)
 	}
 	if reasons["permanent"] != "permanent/permanent" || reasons["panic"] != "exhausted/panic" {
 		t.Fatalf("dead letter reasons %v", reasons)
@@ -141,12 +142,12 @@ func TestStandaloneUndecodablePayloadIsDeadLettered(t *testing.T) {
 	topic := testenv.Topic(t)
 	produce(t, env.Brokers, topic, record{value: []byte("not json")})
 	r := run(t, runTimeout, bin, []string{"FN_BROKERS=" + env.Brokers, "FN_TOPIC=" + topic, "FN_GROUP=" + topic})
-	if r.code != fn.ExitOK {
+	if r.code != fnproto.ExitOK {
 		t.Fatalf("greeter exit %d\n%s", r.code, r.stderr)
 	}
-	m := consumeAll(t, env.Brokers, topic+fn.DeadLetterSuffix, 1, 30*time.Second)[0]
-	if string(m.Value) != "not json" || header(m, fn.HeaderReason) != fn.ReasonDecode ||
-		header(m, fn.HeaderAttempts) != "1" || !strings.Contains(header(m, fn.HeaderError), "decode json payload") {
+	m := consumeAll(t, env.Brokers, topic+delivery.DeadLetterSuffix, 1, 30*time.Second)[0]
+	if string(m.Value) != "not json" || header(m, delivery.HeaderReason) != string(delivery.ReasonDecode) ||
+		header(m, delivery.HeaderAttempts) != "1" || !strings.Contains(header(m, delivery.HeaderError), "decode json payload") {
 		t.Fatalf("dead letter %q with headers %v", m.Value, m.Headers)
 	}
 }
@@ -158,12 +159,12 @@ func TestStandaloneInterruptedWhileWaiting(t *testing.T) {
 	topic := testenv.Topic(t)
 	logPath := filepath.Join(t.TempDir(), "log")
 	produce(t, env.Brokers, topic, record{value: []byte("ok first")})
-	if r := run(t, runTimeout, bin, testfnEnv(env.Brokers, topic, logPath)); r.code != fn.ExitOK {
+	if r := run(t, runTimeout, bin, testfnEnv(env.Brokers, topic, logPath)); r.code != fnproto.ExitOK {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 	code, stderr := runUntilSignal(t, bin, testfnEnv(env.Brokers, topic, logPath), "joined", syscall.SIGTERM)
-	if code != fn.ExitInterrupted {
-		t.Fatalf("exit %d after SIGTERM while waiting, want %d\n%s", code, fn.ExitInterrupted, stderr)
+	if code != fnproto.ExitInterrupted {
+		t.Fatalf("exit %d after SIGTERM while waiting, want %d\n%s", code, fnproto.ExitInterrupted, stderr)
 	}
 	if n := len(readLog(t, logPath)); n != 1 {
 		t.Fatalf("%d invocations, want 1", n)

@@ -18,7 +18,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/microfn/microfn/fn"
+	"github.com/microfn/microfn/internal/delivery"
+	"github.com/microfn/microfn/internal/fnproto"
 	"github.com/microfn/microfn/restarter"
 )
 
@@ -64,7 +65,7 @@ func newCmdDeploy(streams IO, run func(context.Context, DeployOptions) error) *c
 		Long: `Deploy the function at PATH to the daemon of 'fnctl up'.
 
 PATH is a Go package with package main (a directory or an import path),
-which fnctl builds with the go command and -tags microfn_lean, or an
+which fnctl builds with the go command, or an
 executable file, used as is. fnctl runs the binary with --describe to
 read the subscribers it declares: the subscriber's topic, group,
 timeout, attempts and dead-letter topic become the deployment's, and the
@@ -202,7 +203,7 @@ func specFor(ctx context.Context, opts DeployOptions, bin string) (restarter.Spe
 		}
 		// A dead-letter topic derived from the declared topic follows
 		// --topic, as it does for the binary's FN_TOPIC.
-		if opts.Topic != "" && sub.DeadLetter == sub.Topic+fn.DeadLetterSuffix {
+		if opts.Topic != "" && sub.DeadLetter == sub.Topic+delivery.DeadLetterSuffix {
 			spec.DeadLetter = ""
 		}
 	}
@@ -245,8 +246,7 @@ func functionBinary(ctx context.Context, path string) (bin string, cleanup func(
 	}
 }
 
-// build runs `go build -tags microfn_lean` on pkg in dir: the lean build
-// leaves the Kafka client out, which halves a function process's start.
+// build runs `go build` on pkg in dir.
 func build(ctx context.Context, path, dir, pkg string) (string, func(), error) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -263,7 +263,7 @@ func build(ctx context.Context, path, dir, pkg string) (string, func(), error) {
 		return "", nil, err
 	}
 	bin := filepath.Join(tmp, "function")
-	if err := goBuild(ctx, goTool, dir, pkg, bin, "microfn_lean"); err != nil {
+	if err := goBuild(ctx, goTool, dir, pkg, bin); err != nil {
 		cleanup()
 		return "", nil, fmt.Errorf("go build %s: %w", path, err)
 	}
@@ -291,11 +291,11 @@ func goBuild(ctx context.Context, goTool, dir, pkg, out string, tags ...string) 
 }
 
 // describe runs the binary with --describe and returns its manifest.
-func describe(ctx context.Context, path, bin string) (fn.Manifest, error) {
+func describe(ctx context.Context, path, bin string) (fnproto.Manifest, error) {
 	dctx, cancel := context.WithTimeout(ctx, describeTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(dctx, bin, "--describe")
-	cmd.Env = append(os.Environ(), fn.EnvDescribe+"=1")
+	cmd.Env = append(os.Environ(), fnproto.EnvDescribe+"=1")
 	cmd.WaitDelay = time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -304,30 +304,30 @@ func describe(ctx context.Context, path, bin string) (fn.Manifest, error) {
 	var exit *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		return fn.Manifest{}, ctx.Err()
+		return fnproto.Manifest{}, ctx.Err()
 	case dctx.Err() != nil:
-		return fn.Manifest{}, fmt.Errorf("%s --describe did not answer within %v: deploy an executable not built with fn with --plain --topic T", path, describeTimeout)
-	case errors.As(err, &exit) && exit.ExitCode() == fn.ExitUsage && msg != "":
+		return fnproto.Manifest{}, fmt.Errorf("%s --describe did not answer within %v: deploy an executable not built with fn with --plain --topic T", path, describeTimeout)
+	case errors.As(err, &exit) && exit.ExitCode() == fnproto.ExitUsage && msg != "":
 		// fn's own refusal, such as a binary without subscribers.
-		return fn.Manifest{}, usageError{fmt.Errorf("%s: %s", path, strings.TrimPrefix(msg, "fn: "))}
+		return fnproto.Manifest{}, usageError{fmt.Errorf("%s: %s", path, strings.TrimPrefix(msg, "fn: "))}
 	case err != nil:
 		if msg != "" {
 			err = fmt.Errorf("%w: %s", err, msg)
 		}
-		return fn.Manifest{}, fmt.Errorf("%s --describe: %w (deploy an executable not built with fn with --plain --topic T)", path, err)
+		return fnproto.Manifest{}, fmt.Errorf("%s --describe: %w (deploy an executable not built with fn with --plain --topic T)", path, err)
 	}
-	var m fn.Manifest
+	var m fnproto.Manifest
 	if err := json.Unmarshal(stdout.Bytes(), &m); err != nil || m.Protocol == 0 {
-		return fn.Manifest{}, usagef("%s printed no microfn manifest on --describe: deploy an executable not built with fn with --plain --topic T", path)
+		return fnproto.Manifest{}, usagef("%s printed no microfn manifest on --describe: deploy an executable not built with fn with --plain --topic T", path)
 	}
-	if m.Protocol != fn.ProtocolVersion {
-		return fn.Manifest{}, fmt.Errorf("%s speaks restarter protocol %d, this fnctl %d: rebuild it with this version of microfn", path, m.Protocol, fn.ProtocolVersion)
+	if m.Protocol != fnproto.ProtocolVersion {
+		return fnproto.Manifest{}, fmt.Errorf("%s speaks restarter protocol %d, this fnctl %d: rebuild it with this version of microfn", path, m.Protocol, fnproto.ProtocolVersion)
 	}
 	return m, nil
 }
 
 // chooseSubscriber picks the subscriber to deploy from a manifest.
-func chooseSubscriber(path string, m fn.Manifest, name string) (fn.SubscriberManifest, error) {
+func chooseSubscriber(path string, m fnproto.Manifest, name string) (fnproto.Subscriber, error) {
 	names := make([]string, len(m.Subscribers))
 	for i, s := range m.Subscribers {
 		if name != "" && s.Name == name {
@@ -337,11 +337,11 @@ func chooseSubscriber(path string, m fn.Manifest, name string) (fn.SubscriberMan
 	}
 	switch {
 	case len(m.Subscribers) == 0:
-		return fn.SubscriberManifest{}, usagef("%s declares no subscribers: call fn.Subscribe before fn.Main, or deploy it with --plain --topic T", path)
+		return fnproto.Subscriber{}, usagef("%s declares no subscribers: call fn.Subscribe before fn.Main, or deploy it with --plain --topic T", path)
 	case name != "":
-		return fn.SubscriberManifest{}, usagef("%s has no subscriber %q (it declares: %s)", path, name, strings.Join(names, ", "))
+		return fnproto.Subscriber{}, usagef("%s has no subscriber %q (it declares: %s)", path, name, strings.Join(names, ", "))
 	case len(m.Subscribers) > 1:
-		return fn.SubscriberManifest{}, usagef("%s declares %d subscribers (%s): choose one with --subscriber", path, len(names), strings.Join(names, ", "))
+		return fnproto.Subscriber{}, usagef("%s declares %d subscribers (%s): choose one with --subscriber", path, len(names), strings.Join(names, ", "))
 	}
 	return m.Subscribers[0], nil
 }

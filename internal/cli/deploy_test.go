@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/microfn/microfn/fn"
+	"github.com/microfn/microfn/internal/fnproto"
 	"github.com/microfn/microfn/restarter"
 )
 
@@ -86,18 +86,18 @@ func TestParseSize(t *testing.T) {
 }
 
 func TestChooseSubscriber(t *testing.T) {
-	m := fn.Manifest{Protocol: fn.ProtocolVersion, Subscribers: []fn.SubscriberManifest{{Name: "a"}, {Name: "b"}}}
+	m := fnproto.Manifest{Protocol: fnproto.ProtocolVersion, Subscribers: []fnproto.Subscriber{{Name: "a"}, {Name: "b"}}}
 	if s, err := chooseSubscriber("./f", m, "b"); err != nil || s.Name != "b" {
 		t.Errorf("choose b: %+v %v", s, err)
 	}
 	for _, c := range []struct {
-		m    fn.Manifest
+		m    fnproto.Manifest
 		name string
 		want string
 	}{
 		{m, "", "./f declares 2 subscribers (a, b): choose one with --subscriber"},
 		{m, "c", `./f has no subscriber "c" (it declares: a, b)`},
-		{fn.Manifest{Protocol: fn.ProtocolVersion}, "", "./f declares no subscribers"},
+		{fnproto.Manifest{Protocol: fnproto.ProtocolVersion}, "", "./f declares no subscribers"},
 	} {
 		_, err := chooseSubscriber("./f", c.m, c.name)
 		var ue usageError

@@ -4,26 +4,33 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/microfn/microfn/fn"
-	"github.com/microfn/microfn/internal/oneshot"
+	"github.com/microfn/microfn/internal/delivery"
+	"github.com/microfn/microfn/internal/fnproto"
 	"github.com/microfn/microfn/internal/pipe"
+	"github.com/microfn/microfn/internal/runner"
 )
 
 // InvokeOptions are the flags of `fnctl invoke`.
 type InvokeOptions struct {
-	IO      IO
-	Path    string
-	Value   *string // nil: read the value from stdin
-	Key     *string
-	Headers map[string]string
-	Topic   string
-	Attempt int
-	Timeout time.Duration
-	Output  string
+	IO         IO
+	Path       string
+	Value      *string // nil: read the value from stdin
+	Key        *string
+	Headers    map[string]string
+	Topic      string
+	Subscriber string
+	Plain      bool
+	Attempt    int
+	// MaxAttempts and Timeout override the subscriber's declared ones
+	// when not zero.
+	MaxAttempts int
+	Timeout     time.Duration
+	Output      string
 }
 
 // invokeFailed is the exit code of an invocation whose outcome is not an
@@ -42,14 +49,20 @@ func newCmdInvoke(streams IO, run func(context.Context, InvokeOptions) error) *c
 	cmd := &cobra.Command{
 		Use:   "invoke PATH [VALUE]",
 		Short: "Run a function once on one message, locally, with no broker",
-		Long: `Run the function at PATH (a Go package, built with -tags microfn_lean, or
-an executable built with fn) once on one message, exactly as the
-restarter would, with no broker and no daemon: VALUE (or all of stdin)
-is the message value. It prints the outcome and the events the function
-emitted, which are not published anywhere. The exit code is 0 when the
-function acknowledged, 1 otherwise.`,
+		Long: `Run the function at PATH (a Go package, which it builds, or an
+executable built with fn; any executable with --plain) once on one
+message, exactly as the restarter would, with no broker and no daemon:
+VALUE (or all of stdin) is the message value. The subscriber's declared
+timeout and attempts apply (--timeout and --attempts override them), and
+--attempt says which attempt this is.
+
+It prints what the restarter would do next (ack, retry or dead-letter),
+how the attempt failed, and the events the function emitted, which are
+not published anywhere. The exit code is 0 when the function
+acknowledged, 1 otherwise.`,
 		Example: `  fnctl invoke ./examples/greeter '{"name":"ada"}'
-  fnctl invoke ./examples/greeter '{"nom":1}' -o json`,
+  fnctl invoke ./examples/greeter '{"nom":1}' -o json
+  echo hello | fnctl invoke --plain ./script.sh`,
 		Args: rangeArgs(1, 2, "PATH and an optional VALUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = args[0]
@@ -66,7 +79,10 @@ function acknowledged, 1 otherwise.`,
 			if opts.Attempt < 1 {
 				return usagef("--attempt must be at least 1, got %d", opts.Attempt)
 			}
-			if opts.Timeout <= 0 {
+			if cmd.Flags().Changed("attempts") && opts.MaxAttempts < 1 {
+				return usagef("--attempts must be at least 1, got %d", opts.MaxAttempts)
+			}
+			if cmd.Flags().Changed("timeout") && opts.Timeout <= 0 {
 				return usagef("--timeout must be positive, got %v", opts.Timeout)
 			}
 			if err := checkOutput(opts.Output); err != nil {
@@ -79,8 +95,11 @@ function acknowledged, 1 otherwise.`,
 	f.StringVarP(&key, "key", "k", "", "message key")
 	f.StringArrayVarP(&headers, "header", "H", nil, "message header key=value (repeatable)")
 	f.StringVar(&opts.Topic, "topic", "invoke", "the topic the message appears to come from")
+	f.StringVar(&opts.Subscriber, "subscriber", "", "the subscriber to run, when the binary declares several")
+	f.BoolVar(&opts.Plain, "plain", false, "PATH is any executable: the value on stdin, exit code 0 acknowledges")
 	f.IntVar(&opts.Attempt, "attempt", 1, "the attempt number the function sees")
-	f.DurationVar(&opts.Timeout, "timeout", 30*time.Second, "deadline of the invocation")
+	f.IntVar(&opts.MaxAttempts, "attempts", 0, "attempts before dead-lettering (default: the subscriber's)")
+	f.DurationVar(&opts.Timeout, "timeout", 0, "deadline of the invocation (default: the subscriber's)")
 	f.StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
@@ -88,6 +107,8 @@ function acknowledged, 1 otherwise.`,
 // InvokeResult is what `fnctl invoke -o json` prints. Events are shown as
 // `fnctl tail -o json` shows records.
 type InvokeResult struct {
+	// Outcome is what the restarter would do next: ack, retry or
+	// dead-letter.
 	Outcome string   `json:"outcome"`
 	Failure string   `json:"failure,omitempty"`
 	Error   string   `json:"error,omitempty"`
@@ -111,30 +132,50 @@ func runInvoke(ctx context.Context, opts InvokeOptions) error {
 	}
 	defer cleanup()
 
-	m := &pipe.Message{Topic: opts.Topic, Value: value, Timestamp: time.Now(), Attempt: opts.Attempt,
-		Deadline: time.Now().Add(opts.Timeout)}
+	cfg := runner.Config{Binary: bin, Env: os.Environ(), Plain: opts.Plain, Log: opts.IO.Err}
+	timeout, maxAttempts := delivery.DefaultTimeout, delivery.DefaultMaxAttempts
+	if !opts.Plain {
+		m, err := describe(ctx, opts.Path, bin)
+		if err != nil {
+			return fmt.Errorf("%s is not a function built with microfn's fn package (run any executable with --plain): %w", opts.Path, err)
+		}
+		sub, err := chooseSubscriber(opts.Path, m, opts.Subscriber)
+		if err != nil {
+			return err
+		}
+		if d, err := time.ParseDuration(sub.Timeout); err == nil && d > 0 {
+			timeout = d
+		}
+		maxAttempts = sub.MaxAttempts
+		cfg.Env = append(cfg.Env, fnproto.EnvSubscriber+"="+sub.Name)
+	}
+	if opts.Timeout > 0 {
+		timeout = opts.Timeout
+	}
+	if opts.MaxAttempts > 0 {
+		maxAttempts = opts.MaxAttempts
+	}
+	m := &pipe.Message{Topic: opts.Topic, Value: value, Timestamp: time.Now(), Attempt: opts.Attempt}
 	if opts.Key != nil {
 		m.Key = []byte(*opts.Key)
 	}
 	for k, v := range opts.Headers {
 		m.Headers = append(m.Headers, pipe.Header{Key: k, Value: v})
 	}
-	rctx, cancel := context.WithTimeout(ctx, opts.Timeout+5*time.Second)
-	defer cancel()
-	out, err := oneshot.Run(rctx, bin, m, opts.IO.Err)
+	r, err := invokeOnce(cfg, m, timeout)
 	if err != nil {
 		return err
 	}
-	res := InvokeResult{Outcome: fn.Outcome(out.Outcome).String(), Failure: out.Failure, Error: out.Error, Events: []Record{}}
+	res := InvokeResult{Outcome: delivery.Decide(r, opts.Attempt, maxAttempts).String(), Failure: string(r.Failure), Events: []Record{}}
+	if r.Err != nil {
+		res.Error = r.Err.Error()
+	}
 	var raw [][]byte
-	for _, e := range out.Events {
-		r := Record{Topic: e.Topic, Headers: map[string]string{}}
-		for _, h := range e.Headers {
-			r.Headers[h.Key] = h.Value
-		}
-		r.Key, r.KeyBase64 = textOrBase64(e.Key)
-		r.Value, r.ValueBase64 = textOrBase64(e.Value)
-		res.Events = append(res.Events, r)
+	for _, e := range r.Events {
+		rec := Record{Topic: e.Topic, Headers: e.Headers}
+		rec.Key, rec.KeyBase64 = textOrBase64(e.Key)
+		rec.Value, rec.ValueBase64 = textOrBase64(e.Value)
+		res.Events = append(res.Events, rec)
 		raw = append(raw, e.Key, e.Value)
 	}
 	if opts.Output == "json" {
@@ -151,8 +192,32 @@ func runInvoke(ctx context.Context, opts InvokeOptions) error {
 			fmt.Fprintf(opts.IO.Out, "emit %s key=%s %s\n", e.Topic, quoteIfNeeded(raw[2*i]), printableValue(raw[2*i+1]))
 		}
 	}
-	if res.Outcome != fn.OutcomeAck.String() {
+	if res.Outcome != delivery.Ack.String() {
 		return invokeFailed{res.Outcome}
 	}
 	return nil
+}
+
+// invokeOnce runs one attempt of m as the restarter does, the deadline
+// timeout from now.
+func invokeOnce(cfg runner.Config, m *pipe.Message, timeout time.Duration) (delivery.Result, error) {
+	if cfg.Plain {
+		m.Deadline = time.Now().Add(timeout)
+		_, r := runner.RunPlain(cfg, m)
+		return r, nil
+	}
+	p, err := runner.Start(cfg)
+	if err != nil {
+		return delivery.Result{}, err
+	}
+	if err := p.Ready(); err != nil {
+		return delivery.Result{}, err
+	}
+	p.SetLabel(runner.Label(p.Pid(), m))
+	m.Deadline = time.Now().Add(timeout)
+	r := p.Run(m)
+	if exit := p.Wait(); r.Process == nil && !r.OK() {
+		r.Process = exit
+	}
+	return r, nil
 }
