@@ -48,9 +48,7 @@ func run() error {
 	}
 	defer os.RemoveAll(dir)
 	greeter := filepath.Join(dir, "greeter")
-	// microfn_lean leaves the Kafka client out: the restarter feeds the
-	// function, so it starts twice as fast.
-	build := exec.CommandContext(ctx, "go", "build", "-tags", "microfn_lean", "-o", greeter, "github.com/microfn/microfn/examples/greeter")
+	build := exec.CommandContext(ctx, "go", "build", "-o", greeter, "github.com/microfn/microfn/examples/greeter")
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build greeter: %v\n%s", err, out)
 	}

@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 
 func trivial(t testing.TB) string {
 	bin := filepath.Join(t.TempDir(), "trivialfn")
-	if b, err := exec.Command("go", "build", "-tags", "microfn_lean", "-o", bin, "./trivialfn").CombinedOutput(); err != nil {
+	if b, err := exec.Command("go", "build", "-o", bin, "./trivialfn").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, b)
 	}
 	return bin

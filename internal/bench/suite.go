@@ -24,6 +24,7 @@ import (
 	"github.com/microfn/microfn/broker"
 	"github.com/microfn/microfn/fn"
 	"github.com/microfn/microfn/internal/daemon"
+	"github.com/microfn/microfn/internal/fnproto"
 	"github.com/microfn/microfn/internal/kafka"
 	"github.com/microfn/microfn/restarter"
 )
@@ -600,7 +601,7 @@ func standaloneRate(ctx context.Context, cfg Config, name string, value []byte) 
 	if err := Publish(cfg.Brokers, topic, n, value); err != nil {
 		return 0, err
 	}
-	env := append(os.Environ(), "FN_BROKERS="+strings.Join(cfg.Brokers, ","), fn.EnvTopic+"="+topic, fn.EnvGroup+"="+topic)
+	env := append(os.Environ(), "FN_BROKERS="+strings.Join(cfg.Brokers, ","), fnproto.EnvTopic+"="+topic, fnproto.EnvGroup+"="+topic)
 	start := time.Now()
 	for range n {
 		cmd := exec.CommandContext(ctx, cfg.Standalone)

@@ -58,8 +58,7 @@ the same run (absolute numbers drift on a shared machine; ratios hold):
               deployments of pool 8
 
 PATH is a Go package with a function (default: a built-in one that
-acknowledges and does nothing); fnctl builds it twice, for the restarter
-(-tags microfn_lean) and for standalone. Each figure is the median of
+acknowledges and does nothing), built with a plain go build. Each figure is the median of
 --rounds rounds, with the minimum and maximum. It runs on the embedded
 broker unless --brokers is given.`,
 		Example: `  fnctl bench
@@ -134,14 +133,11 @@ func runBench(ctx context.Context, opts BenchOptions) error {
 		dir, pkg = opts.Path, "."
 	}
 	fmt.Fprintf(opts.IO.Err, "bench: building %s\n", opts.Path)
-	cfg.Function = filepath.Join(tmp, "function-lean")
-	cfg.Standalone = filepath.Join(tmp, "function")
-	if err := goBuild(ctx, goTool, dir, pkg, cfg.Function, "microfn_lean"); err != nil {
+	cfg.Function = filepath.Join(tmp, "function")
+	if err := goBuild(ctx, goTool, dir, pkg, cfg.Function); err != nil {
 		return fmt.Errorf("go build %s: %w", opts.Path, err)
 	}
-	if err := goBuild(ctx, goTool, dir, pkg, cfg.Standalone); err != nil {
-		return fmt.Errorf("go build %s: %w", opts.Path, err)
-	}
+	cfg.Standalone = cfg.Function
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return err
