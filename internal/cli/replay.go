@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/IBM/sarama"
 	"github.com/spf13/cobra"
 
+	"github.com/microfn/microfn/internal/delivery"
 	"github.com/microfn/microfn/internal/kafka"
 )
 
@@ -31,7 +31,8 @@ func newCmdReplay(streams IO, run func(context.Context, ReplayOptions) error) *c
 		Short: "Send a deployment's dead-lettered messages back through it",
 		Long: `Send the messages in deployment NAME's dead-letter topic back to the
 topic they came from, with their key, value and original headers (the
-fn_* failure headers are dropped), so the function gets them again.
+fn_* headers the dead-lettering added are dropped), so the function gets
+them again.
 
 Each dead letter is replayed once: how far the dead-letter topic has been
 replayed is committed for the consumer group "<group>.replay", so running
@@ -123,13 +124,8 @@ func runReplay(ctx context.Context, opts ReplayOptions) error {
 			}
 			h := kafka.Headers(m.Headers)
 			dest := topic
-			if t := h["fn_original_topic"]; t != "" {
-				dest = t
-			}
-			for k := range h {
-				if strings.HasPrefix(k, "fn_") {
-					delete(h, k)
-				}
+			if info, ok := delivery.ParseDeadLetter(h); ok {
+				dest, h = info.Topic, info.Headers
 			}
 			// Published before the commit: a replay cut short repeats, it
 			// never loses.
