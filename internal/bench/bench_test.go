@@ -119,3 +119,38 @@ func BenchmarkLatencyByRate(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkStartCost reports what one function process costs to start,
+// take its message and exit, against a hello-world program spawned by the
+// same harness in the same run, with and without GOMAXPROCS=1:
+//
+//	go test -run '^$' -bench StartCost -benchtime 1x ./internal/bench
+func BenchmarkStartCost(b *testing.B) {
+	hello := filepath.Join(b.TempDir(), "hello")
+	if out, err := exec.Command("go", "build", "-o", hello, "./hello").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	bin := trivial(b)
+	ctx := context.Background()
+	value := make([]byte, 100)
+	n := 300
+	for b.Loop() {
+		h, err := StartCost(ctx, hello, false, n, nil, value)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f, err := StartCost(ctx, bin, true, n, nil, value)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f1, err := StartCost(ctx, bin, true, n, []string{"GOMAXPROCS=1"}, value)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(h.Microseconds()), "hello-µs")
+		b.ReportMetric(float64(f.Microseconds()), "fn-µs")
+		b.ReportMetric(float64(f1.Microseconds()), "fn-gomaxprocs1-µs")
+		b.ReportMetric(float64(f)/float64(h), "ratio")
+		b.ReportMetric(float64(f1)/float64(h), "ratio-gomaxprocs1")
+	}
+}
