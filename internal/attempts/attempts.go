@@ -8,9 +8,9 @@
 //     dead-lettered) while an earlier one was not, so a restart does not
 //     run them again.
 //
-// The format is "fn1" followed by ";offset:failed:unixmillis" entries and
-// ";d:from-to" ranges of finished offsets, for example
-// "fn1;42:2:1700000000000;d:44-47". Metadata that does not start with
+// The format is "fn1" followed by ";offset:failed:unixmillis" entries
+// (with ":r" appended while an attempt is running) and ";d:from-to" ranges
+// of finished offsets, for example "fn1;42:2:1700000000000;d:44-47". Metadata that does not start with
 // "fn1" (another client's) reads as empty.
 package attempts
 
@@ -37,7 +37,21 @@ const maxBytes = 4000
 type Entry struct {
 	Offset int64
 	Failed int       // failed attempts so far
-	Last   time.Time // when the last attempt failed
+	Last   time.Time // when the last attempt failed, or the running one started
+	// Running says an attempt after the failed ones started and has not
+	// reported. A standalone run records it before it calls the handler,
+	// so that a run that crashes counts as a failed attempt.
+	Running bool
+}
+
+// Failures is how many attempts have failed, counting as failed a
+// running attempt whose process is gone: whoever reads the entry is the
+// next to try.
+func (e Entry) Failures() int {
+	if e.Running {
+		return e.Failed + 1
+	}
+	return e.Failed
 }
 
 // Range is an inclusive range of finished offsets.
@@ -65,7 +79,11 @@ func Encode(entries []Entry, done []Range) string {
 		}
 	}
 	for _, e := range es {
-		add(fmt.Sprintf(";%d:%d:%d", e.Offset, e.Failed, e.Last.UnixMilli()))
+		entry := fmt.Sprintf(";%d:%d:%d", e.Offset, e.Failed, e.Last.UnixMilli())
+		if e.Running {
+			entry += ":r"
+		}
+		add(entry)
 	}
 	for _, d := range ds {
 		add(fmt.Sprintf(";d:%d-%d", d.From, d.To))
@@ -120,7 +138,8 @@ func Decode(s string) []Entry {
 			continue // a finished range: DecodeDone reads those
 		}
 		f := strings.Split(p, ":")
-		if len(f) != 3 {
+		running := len(f) == 4 && f[3] == "r"
+		if len(f) != 3 && !running {
 			return nil
 		}
 		off, err1 := strconv.ParseInt(f[0], 10, 64)
@@ -129,7 +148,7 @@ func Decode(s string) []Entry {
 		if err1 != nil || err2 != nil || err3 != nil || off < 0 || n < 0 {
 			return nil
 		}
-		out = append(out, Entry{Offset: off, Failed: n, Last: time.UnixMilli(ms)})
+		out = append(out, Entry{Offset: off, Failed: n, Last: time.UnixMilli(ms), Running: running})
 	}
 	return out
 }

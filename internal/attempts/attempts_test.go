@@ -28,7 +28,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestDecodeForeignOrDamaged(t *testing.T) {
-	for _, s := range []string{"", "x", "fn1;1:2", "fn1;a:1:1", "fn1;1:-1:0", "fn2;1:1:1", "fn1;;"} {
+	for _, s := range []string{"", "x", "fn1;1:2", "fn1;a:1:1", "fn1;1:-1:0", "fn2;1:1:1", "fn1;;", "fn1;1:1:1:x", "fn1;1:1:1:r:r"} {
 		if got := Decode(s); got != nil {
 			t.Errorf("Decode(%q) = %+v, want nil", s, got)
 		}
@@ -96,5 +96,17 @@ func TestEncodeStaysUnderKafkasLimit(t *testing.T) {
 	}
 	if s := Encode(es, ds); len(s) > 4096 {
 		t.Fatalf("metadata is %d bytes, over Kafka's default 4096", len(s))
+	}
+}
+
+func TestRunningAttemptCountsAsFailedForTheNextReader(t *testing.T) {
+	at := time.UnixMilli(1700000000000)
+	s := Encode([]Entry{{Offset: 7, Failed: 1, Last: at, Running: true}, {Offset: 9, Failed: 2, Last: at}}, nil)
+	if s != "fn1;7:1:1700000000000:r;9:2:1700000000000" {
+		t.Fatalf("Encode = %q", s)
+	}
+	got := Decode(s)
+	if len(got) != 2 || !got[0].Running || got[0].Failures() != 2 || got[1].Running || got[1].Failures() != 2 {
+		t.Fatalf("Decode = %+v", got)
 	}
 }
