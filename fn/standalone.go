@@ -110,18 +110,38 @@ func (o *oneShot) handle(ctx context.Context, m *Message) int {
 		return fnproto.ExitOK
 	}
 	prev, _ := attempts.Find(attempts.Decode(meta), m.Offset)
-	if wait := time.Until(prev.Last.Add(delivery.Backoff(prev.Failed))); prev.Failed > 0 && wait > 0 {
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			o.log.Info("interrupted during the retry backoff")
-			return fnproto.ExitInterrupted
-		}
+	failed := prev.Failures()
+	var r delivery.Result
+	action := delivery.Retry
+	if prev.Running {
+		// A run before this one started an attempt and never recorded
+		// how it ended: its process died. That attempt failed.
+		m.Attempt = failed
+		r = delivery.Failed(delivery.FailureCrash, fmt.Errorf("the run of attempt %d ended before it reported an outcome", failed))
+		action = delivery.Decide(r, m.Attempt, o.f.spec.maxAttempts)
 	}
-	m.Attempt = prev.Failed + 1
-	r := o.f.invoke(context.Background(), m)
-	log := o.log.With("attempt", m.Attempt, "duration", r.Duration.Round(time.Microsecond))
-	action := delivery.Decide(r, m.Attempt, o.f.spec.maxAttempts)
+	log := o.log
+	if action == delivery.Retry {
+		if wait := time.Until(prev.Last.Add(delivery.Backoff(failed))); failed > 0 && wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				o.log.Info("interrupted during the retry backoff")
+				return fnproto.ExitInterrupted
+			}
+		}
+		m.Attempt = failed + 1
+		// Record the attempt before it runs: if the handler takes the
+		// process down, the next run counts it as failed.
+		running := attempts.Entry{Offset: m.Offset, Failed: failed, Last: time.Now(), Running: true}
+		if err := o.s.Commit(m.Partition, m.Offset, attempts.Encode([]attempts.Entry{running}, done)); err != nil {
+			o.log.Error("record the attempt", "err", err)
+			return fnproto.ExitBroker
+		}
+		r = o.f.invoke(context.Background(), m)
+		log = o.log.With("attempt", m.Attempt, "duration", r.Duration.Round(time.Microsecond))
+		action = delivery.Decide(r, m.Attempt, o.f.spec.maxAttempts)
+	}
 
 	if action == delivery.Ack {
 		err := delivery.Publish(ctx, r.Events, o.s.Send, func(err error, wait time.Duration) {

@@ -235,8 +235,13 @@ func (d *deployment) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 				<-d.buffered // finished by the partition's previous owner
 				continue
 			}
-			it := &item{msg: km, ps: ps, lane: laneOf(d.spec.Order, km.Partition, km.Key), attempt: prev.Failed + 1}
-			if wait := time.Until(prev.Last.Add(delivery.Backoff(prev.Failed))); prev.Failed > 0 && wait > 0 {
+			failed := prev.Failures()
+			it := &item{msg: km, ps: ps, lane: laneOf(d.spec.Order, km.Partition, km.Key), attempt: failed + 1}
+			if prev.Running && delivery.Decide(crashed(failed), failed, d.spec.MaxAttempts) == delivery.DeadLetter {
+				// A standalone run's last attempt died with its process.
+				it.attempt, it.crashed = failed, true
+				d.lanes.add(it)
+			} else if wait := time.Until(prev.Last.Add(delivery.Backoff(failed))); failed > 0 && wait > 0 {
 				d.lanes.addAfter(it, wait)
 			} else {
 				d.lanes.add(it)
@@ -266,19 +271,24 @@ func (d *deployment) dispatch() {
 			continue
 		}
 		var p process
-		if !d.spec.Plain {
+		switch {
+		case it.crashed:
+			// Nothing to run: handle dead-letters it.
+		case !d.spec.Plain:
 			if p = d.pool.take(it.ps.isRevoked); p == nil {
 				d.finish(it) // revoked or stopping while waiting for a process
 				continue
 			}
-		} else if !d.pool.acquire(it.ps.isRevoked) {
-			d.finish(it)
-			continue
+		default:
+			if !d.pool.acquire(it.ps.isRevoked) {
+				d.finish(it)
+				continue
+			}
 		}
 		if !it.ps.begin() {
 			if p != nil {
 				go p.Stop()
-			} else {
+			} else if d.spec.Plain && !it.crashed {
 				d.pool.release()
 			}
 			d.finish(it)
@@ -299,10 +309,13 @@ func (d *deployment) handle(it *item, p process) {
 	defer it.ps.end()
 	m := d.pipeMessage(it)
 	var r delivery.Result
-	if d.spec.Plain {
+	switch {
+	case it.crashed:
+		r = crashed(it.attempt)
+	case d.spec.Plain:
 		_, r = runner.RunPlain(d.proc, m)
 		d.pool.release()
-	} else {
+	default:
 		p.SetLabel(runner.Label(p.Pid(), m))
 		r = p.Run(m)
 	}
@@ -356,6 +369,12 @@ func (d *deployment) handle(it *item, p process) {
 	it.ps.done(it.msg.Offset)
 	d.commits.soon()
 	d.finish(it)
+}
+
+// crashed is the result of attempt whose process died before it
+// recorded anything, as a standalone run's last entry says.
+func crashed(attempt int) delivery.Result {
+	return delivery.Failed(delivery.FailureCrash, fmt.Errorf("attempt %d ended before it reported an outcome (a standalone run whose process died)", attempt))
 }
 
 // pipeMessage is it's attempt as a function process gets it, with its

@@ -14,6 +14,9 @@ type item struct {
 	ps      *partState
 	lane    string // ordering lane; "" for none
 	attempt int
+	// crashed: the previous owner's attempt died with its process and
+	// used up the attempts; the message is dead-lettered without a run.
+	crashed bool
 }
 
 // laneOf is the lane of a message under order: messages of one lane run
