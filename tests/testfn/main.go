@@ -1,115 +1,21 @@
-// Command testfn is the function the end-to-end tests run. Its raw payload
-// says what to do:
-//
-//	ok            succeed
-//	fail          fail every attempt
-//	fail-until=N  fail attempts before N, then succeed
-//	panic         panic
-//	permanent     fail permanently
-//	emit=TOPIC    succeed and emit the payload's key and value to TOPIC
-//	sleep=D       sleep for duration D, then succeed
-//	sleep-first=D sleep for D on the first attempt only, then succeed
-//	hang          start a child process (sleep 3600) and wait for it for ever
-//	alloc=N       allocate and touch N MiB, then succeed
-//	fail-if=PATH  fail while the file PATH exists
+// Command testfn is the function the end-to-end tests run; its handler,
+// and what its payloads tell it to do, are in internal/testfn. It appends
+// a record of every invocation to $TESTFN_LOG.
 //
 // With TESTFN_CRASH_AT_START=1 the binary exits with code 3 before it
-// declares anything: a crash loop at start-up.
-//
-// Anything after a space is ignored (the tests put a message id there).
-// Every invocation appends a testlog.Record to $TESTFN_LOG when it starts
-// and another when it returns.
+// declares anything: a crash loop at start-up. With TESTFN_JSON=1 its
+// subscriber decodes a JSON payload ({"cmd": "ok"}) instead of taking the
+// raw value.
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/microfn/microfn/fn"
-	"github.com/microfn/microfn/internal/testlog"
+	"github.com/microfn/microfn/internal/testfn"
 )
-
-func handle(ctx context.Context, v []byte) error {
-	m := fn.MessageFrom(ctx)
-	r := testlog.Record{PID: os.Getpid(), Topic: m.Topic, Partition: m.Partition, Offset: m.Offset,
-		Attempt: m.Attempt, Value: v, Null: v == nil, Headers: m.Headers, Phase: "start"}
-	if m.Key != nil {
-		k := string(m.Key)
-		r.Key = &k
-	}
-	path := os.Getenv("TESTFN_LOG")
-	logRec := func(phase string) error {
-		if path == "" {
-			return nil
-		}
-		r.Phase, r.At = phase, time.Now().UnixNano()
-		return testlog.Append(path, r)
-	}
-	if err := logRec("start"); err != nil {
-		return err
-	}
-	defer logRec("end")
-	cmd, _, _ := strings.Cut(string(v), " ")
-	op, arg, _ := strings.Cut(cmd, "=")
-	switch op {
-	case "fail":
-		return errors.New("told to fail")
-	case "fail-until":
-		n, _ := strconv.Atoi(arg)
-		if m.Attempt < n {
-			return fmt.Errorf("told to fail until attempt %d", n)
-		}
-	case "panic":
-		panic("told to panic")
-	case "permanent":
-		return fn.Permanent(errors.New("told to fail permanently"))
-	case "emit":
-		opts := []fn.EmitOption{fn.WithHeader("from", "testfn")}
-		if m.Key != nil {
-			opts = append(opts, fn.WithKey(string(m.Key)))
-		}
-		return fn.Emit(ctx, arg, v, opts...)
-	case "sleep":
-		d, _ := time.ParseDuration(arg)
-		time.Sleep(d)
-	case "sleep-first":
-		if m.Attempt == 1 {
-			d, _ := time.ParseDuration(arg)
-			time.Sleep(d)
-		}
-	case "fail-if":
-		if _, err := os.Stat(arg); err == nil {
-			return fmt.Errorf("told to fail while %s exists", arg)
-		}
-	case "alloc":
-		n, _ := strconv.Atoi(arg)
-		b := make([]byte, n<<20)
-		for i := range b {
-			b[i] = byte(i)
-		}
-		keep = b
-	case "hang":
-		c := exec.Command("sleep", "3600")
-		if err := c.Start(); err != nil {
-			return err
-		}
-		r.Child = c.Process.Pid
-		if err := logRec("child"); err != nil {
-			return err
-		}
-		return c.Wait()
-	}
-	return nil
-}
-
-// keep holds what alloc allocated, so it is not collected early.
-var keep []byte
 
 func main() {
 	if os.Getenv("TESTFN_CRASH_AT_START") == "1" {
@@ -117,6 +23,11 @@ func main() {
 		os.Exit(3)
 	}
 	// The tests choose the topic and attempts with FN_TOPIC and FN_MAX_ATTEMPTS.
-	fn.Subscribe("testfn", "testfn", handle, fn.MaxAttempts(3), fn.Timeout(10*time.Second))
+	opts := []fn.Option{fn.MaxAttempts(3), fn.Timeout(10 * time.Second)}
+	if os.Getenv("TESTFN_JSON") == "1" {
+		fn.Subscribe("testfn", "testfn", testfn.JSONHandler(os.Getenv("TESTFN_LOG")), opts...)
+	} else {
+		fn.Subscribe("testfn", "testfn", testfn.Handler(os.Getenv("TESTFN_LOG")), opts...)
+	}
 	fn.Main()
 }
