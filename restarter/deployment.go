@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +79,9 @@ func newDeployment(e *Engine, s Spec) (*deployment, error) {
 	}
 	if s.Subscriber != "" {
 		env = append(env, fnproto.EnvSubscriber+"="+s.Subscriber)
+	}
+	if !s.Plain {
+		env = withDefaults(env, runner.FunctionEnv)
 	}
 	d.proc = runner.Config{Binary: s.Binary, Args: s.Args, Env: env, Plain: s.Plain, MemoryLimit: s.MemoryLimit,
 		Log: d.logw, KillGrace: KillGrace}
@@ -410,4 +415,15 @@ func (d *deployment) status() Status {
 	}
 	d.mu.Unlock()
 	return s
+}
+
+// withDefaults adds the K=V entries of defaults whose K env does not set.
+func withDefaults(env, defaults []string) []string {
+	for _, kv := range defaults {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, k+"=") }) {
+			env = append(env, kv)
+		}
+	}
+	return env
 }

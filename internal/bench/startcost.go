@@ -89,3 +89,35 @@ func spawnVia(bin string, function bool, env []string, value []byte) error {
 	}
 	return nil
 }
+
+// startCosts measures, per round, the start cost of the function and of
+// the hello-world program one at a time, their ratio, and the hello-world
+// spawn rate 2 at a time (the baseline of the restarter's throughput).
+func startCosts(ctx context.Context, cfg Config, n int, value []byte) ([]Figure, []float64, error) {
+	var hello, function, ratio, rate []float64
+	for range cfg.Rounds {
+		h, err := StartCost(ctx, cfg.Hello, false, n, nil, value)
+		if err != nil {
+			return nil, nil, err
+		}
+		f, err := StartCost(ctx, cfg.Function, true, n, runner.FunctionEnv, value)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, err := HarnessRate(ctx, cfg.Hello, false, n, 2, nil, value)
+		if err != nil {
+			return nil, nil, err
+		}
+		hello, function = append(hello, ms(h)), append(function, ms(f))
+		ratio, rate = append(ratio, float64(f)/float64(h)), append(rate, r)
+	}
+	figs := []Figure{
+		figure("start, hello-world", "ms", hello),
+		figure("start, function (plain go build)", "ms", function),
+		figure("function / hello-world start", "ratio", ratio).goal("<=", 1.3),
+		figure("hello-world spawn, 2 in parallel", "proc/s", rate),
+	}
+	return figs, rate, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -31,9 +31,11 @@ import (
 
 // Config is what `fnctl bench` measures and how.
 type Config struct {
-	// Function is the function binary built for the restarter (lean);
-	// Standalone the same function built with its Kafka client.
+	// Function is the function binary; Standalone, when set, is run
+	// standalone (the same binary, usually).
 	Function, Standalone string
+	// Hello is a hello-world program, the baseline of the start cost.
+	Hello string
 	// Fnctl is the fnctl executable that runs the daemon.
 	Fnctl string
 	// Brokers to use; empty starts the embedded broker in this process.
@@ -170,6 +172,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.Figures = append(rep.Figures, figure("spawn, 2 in parallel", "proc/s", spawn2), figure("spawn, 1 at a time", "proc/s", spawn1))
 
+	// 1b. start cost against a hello-world, both spawned the restarter's way.
+	var helloRate []float64
+	if cfg.Hello != "" {
+		step("start cost of %s against a hello-world program", filepath.Base(cfg.Function))
+		figs, rates, err := startCosts(ctx, cfg, spawnN, value)
+		if err != nil {
+			return nil, fmt.Errorf("start cost: %w", err)
+		}
+		rep.Figures, helloRate = append(rep.Figures, figs...), rates
+	}
+
 	// 2, 3, 6: the restarter daemon as a separate process.
 	d, err := startDaemon(ctx, cfg)
 	if err != nil {
@@ -189,6 +202,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Figures = append(rep.Figures,
 		figure("restarter, end to end", "msg/s", thr),
 		figure("restarter / spawn", "ratio", ratio).goal(">=", 0.9))
+	if len(helloRate) > 0 {
+		var hr []float64
+		for i := range thr {
+			hr = append(hr, thr[i]/helloRate[i])
+		}
+		rep.Figures = append(rep.Figures, figure("restarter / hello-world spawn", "ratio", hr).goal(">=", 0.9))
+	}
 
 	step("latency at half of the measured capacity")
 	capacity := figure("", "", thr).Median

@@ -17,8 +17,12 @@ import (
 	"github.com/microfn/microfn/restarter"
 )
 
-// trivialPkg is the function `fnctl bench` measures by default.
-const trivialPkg = "github.com/microfn/microfn/internal/bench/trivialfn"
+// trivialPkg is the function `fnctl bench` measures by default, and
+// helloPkg the hello-world program its start cost is compared with.
+const (
+	trivialPkg = "github.com/microfn/microfn/internal/bench/trivialfn"
+	helloPkg   = "github.com/microfn/microfn/internal/bench/hello"
+)
 
 // BenchOptions are the flags of `fnctl bench`.
 type BenchOptions struct {
@@ -47,6 +51,9 @@ the same run (absolute numbers drift on a shared machine; ratios hold):
 
   spawn       start, feed one message to and reap the function binary, no
               broker: the limit of one process per message
+  start       the function's start cost against a hello-world program's,
+              both spawned as the restarter spawns, and the hello-world
+              spawn rate that the restarter's throughput is compared with
   restarter   messages/s published to committed through 'fnctl up' (run as
               a separate process) with a warm pool, and its ratio to spawn
   latency     publish to handler start and to commit, p50 and p99, at half
@@ -138,6 +145,10 @@ func runBench(ctx context.Context, opts BenchOptions) error {
 		return fmt.Errorf("go build %s: %w", opts.Path, err)
 	}
 	cfg.Standalone = cfg.Function
+	cfg.Hello = filepath.Join(tmp, "hello")
+	if err := goBuild(ctx, goTool, "", helloPkg, cfg.Hello); err != nil {
+		return fmt.Errorf("go build %s: %w", helloPkg, err)
+	}
 	rep, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return err

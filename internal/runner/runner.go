@@ -35,6 +35,12 @@ import (
 // when Config.KillGrace is zero.
 const DefaultKillGrace = 2 * time.Second
 
+// FunctionEnv is the Go runtime's settings for function processes built
+// with fn, added to their environment unless it sets them: a process that
+// handles one message has no use for more than one P, and starts faster
+// without them (see BenchmarkStartCost in internal/bench).
+var FunctionEnv = []string{"GOMAXPROCS=1"}
+
 // Config says how to start a function's processes.
 type Config struct {
 	// Binary is the executable; Args are passed to it.
