@@ -209,10 +209,12 @@ func (p *Proc) Run(m *pipe.Message) delivery.Result {
 	start := time.Now()
 	p.armDeadline(m.Deadline)
 	var out *pipe.Outcome
+	late := false // the deadline's SIGTERM came before the outcome
 	if _, err := p.in.Write(pipe.EncodeMessage(m)); err == nil {
 		p.in.Close()
 		if typ, body, err := pipe.ReadFrame(p.out); err == nil && typ == pipe.TypeOutcome {
 			out, _ = pipe.DecodeOutcome(body)
+			late = p.killed.Load()
 		}
 	}
 	p.out.Close()
@@ -229,6 +231,13 @@ func (p *Proc) Run(m *pipe.Message) delivery.Result {
 				ev.Headers[h.Key] = h.Value
 			}
 			r.Events = append(r.Events, ev)
+		}
+		if late && !r.OK() {
+			// The SIGTERM may have ended what the handler waited for (a
+			// child in its process group) before the function's own
+			// deadline fired: the attempt overran, whatever it reported.
+			r = delivery.Result{Failure: delivery.FailureTimeout, Duration: r.Duration,
+				Err: fmt.Errorf("timed out after %v (then reported: %v)", deadlineOf(m.Deadline, start), r.Err)}
 		}
 		return r
 	}
