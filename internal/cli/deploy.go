@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/microfn/microfn/fn"
+	"github.com/microfn/microfn/internal/daemon"
 	"github.com/microfn/microfn/restarter"
 )
 
@@ -152,11 +153,11 @@ func runDeploy(ctx context.Context, opts DeployOptions) error {
 		return err
 	}
 	defer cleanup()
-	st, err := client.Deploy(ctx, spec)
+	res, err := client.Deploy(ctx, spec, daemon.DeployParams{})
 	if err != nil {
 		return fromDaemon(err)
 	}
-	fmt.Fprintf(opts.IO.Err, "deployed %s\n", statusLine(st))
+	fmt.Fprintf(opts.IO.Err, "deployed %s\n", statusLine(res.Status))
 	return nil
 }
 
