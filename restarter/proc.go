@@ -49,7 +49,7 @@ func startProc(s Spec, env []string, logw io.Writer, stdin io.Reader) (*proc, er
 	cmd := exec.Command(s.Binary, s.Args...)
 	cmd.Env = slices.Clip(env) // appends below must not share the caller's array
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	// The tail goes into the dead letter's 4 KiB fn_stderr header.
+	// The tail of stderr goes into the dead letter's 4 KiB fn_stderr header.
 	p := &proc{cmd: cmd, tail: &tailBuffer{max: 4<<10 - len(elision)}, done: make(chan struct{})}
 
 	var childEnds []*os.File
@@ -71,20 +71,31 @@ func startProc(s Spec, env []string, logw io.Writer, stdin io.Reader) (*proc, er
 	} else {
 		cmd.Stdin = stdin
 	}
-	logR, logW, err := os.Pipe()
+	// Separate pipes, so that only stderr reaches fn_stderr; both go to
+	// the log, each line marked with its stream.
+	stdoutR, stdoutW, err := os.Pipe()
 	if err != nil {
 		p.closePipes()
 		closeAll(childEnds)
 		return nil, err
 	}
-	cmd.Stdout, cmd.Stderr = logW, logW
-	childEnds = append(childEnds, logW)
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		stdoutR.Close()
+		stdoutW.Close()
+		p.closePipes()
+		closeAll(childEnds)
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = stdoutW, stderrW
+	childEnds = append(childEnds, stdoutW, stderrW)
 
 	p.started = time.Now()
 	err = cmd.Start()
 	closeAll(childEnds) // the child has its copies; ours would hide EOF
 	if err != nil {
-		logR.Close()
+		stdoutR.Close()
+		stderrR.Close()
 		p.closePipes()
 		return nil, fmt.Errorf("start %s: %w", s.Binary, err)
 	}
@@ -99,10 +110,15 @@ func startProc(s Spec, env []string, logw io.Writer, stdin io.Reader) (*proc, er
 			p.kill(syscall.SIGKILL)
 		}
 	}
-	copied := make(chan struct{})
+	var copied sync.WaitGroup
+	copied.Add(2)
 	go func() {
-		p.copyOutput(logR, logw)
-		close(copied)
+		defer copied.Done()
+		p.copyOutput(stdoutR, logw, "stdout", nil)
+	}()
+	go func() {
+		defer copied.Done()
+		p.copyOutput(stderrR, logw, "stderr", p.tail)
 	}()
 	go func() {
 		// Once the function has exited, nothing it started may outlive it:
@@ -116,7 +132,7 @@ func startProc(s Spec, env []string, logw io.Writer, stdin io.Reader) (*proc, er
 			}
 		}
 		p.kill(syscall.SIGKILL)
-		<-copied
+		copied.Wait()
 		p.reapMu.Lock()
 		_ = cmd.Wait()
 		p.reaped = true
@@ -127,23 +143,26 @@ func startProc(s Spec, env []string, logw io.Writer, stdin io.Reader) (*proc, er
 	return p, nil
 }
 
-// copyOutput copies the process's stdout and stderr to the deployment log,
-// each line prefixed with the invocation, keeping a tail for dead letters.
-func (p *proc) copyOutput(r *os.File, w io.Writer) {
+// copyOutput copies one output stream of the process to the deployment
+// log, each line prefixed with the time, the invocation and the stream's
+// name, and to tail (unless nil), which keeps what dead letters carry.
+func (p *proc) copyOutput(r *os.File, w io.Writer, stream string, tail *tailBuffer) {
 	defer r.Close()
 	br := bufio.NewReaderSize(r, 16<<10)
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
-			p.tail.Write(line)
+			if tail != nil {
+				tail.Write(line)
+			}
 			if w != nil {
 				label := "pid=" + strconv.Itoa(p.pid)
 				if l := p.label.Load(); l != nil {
 					label = *l
 				}
-				buf := make([]byte, 0, len(label)+len(line)+40)
+				buf := make([]byte, 0, len(label)+len(stream)+len(line)+40)
 				buf = time.Now().UTC().AppendFormat(buf, "2006-01-02T15:04:05.000Z ")
-				buf = append(append(buf, label...), " | "...)
+				buf = append(append(append(append(buf, label...), ' '), stream...), " | "...)
 				buf = append(buf, line...)
 				if buf[len(buf)-1] != '\n' {
 					buf = append(buf, '\n')
