@@ -144,7 +144,8 @@ func TestExitCodes(t *testing.T) {
 		{args: []string{"logs", "nope", "--state", d.StateDir}, code: ExitNotFound, want: `no such deployment: "nope" in the state directory ` + d.StateDir},
 		{args: []string{"logs", "nope"}, env: map[string]string{"FN_STATE": d.StateDir}, code: ExitNotFound, want: `no such deployment: "nope" in the state directory ` + d.StateDir},
 		{args: []string{"logs", "nope", "--server", srv}, code: ExitNotFound, want: `no such deployment: "nope"`},
-		{args: []string{"logs", "greeter", "--server", nobody}, code: ExitFailure, want: "no fnctl daemon at " + nobody},
+		{args: []string{"logs", "greeter", "--server", nobody}, code: ExitFailure,
+			want: "no fnctl daemon at " + nobody + " (start one with `fnctl up`); with no daemon, read the log file with --state DIR"},
 	}
 	if _, err := os.Stat("/bin/ls"); err != nil {
 		t.Fatalf("this test runs /bin/ls and /bin/sleep: %v", err)

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -82,6 +83,9 @@ func runLogs(ctx context.Context, opts LogsOptions) error {
 			return cerr
 		}
 		err = fromDaemon(client.Logs(ctx, opts.Name, opts.Follow, opts.Lines, opts.IO.Out))
+		if errors.Is(err, daemon.ErrNoDaemon) {
+			err = fmt.Errorf("%w; with no daemon, read the log file with --state DIR", err)
+		}
 	}
 	if ctx.Err() != nil { // interrupted: the way -f ends
 		return nil
