@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -40,6 +42,33 @@ func TestHelpSaysWhatIsEasyToMiss(t *testing.T) {
 			if code != ExitOK || errOut != "" || !strings.Contains(out, w) {
 				t.Errorf("fnctl %v: exit %d, stderr %q; the help lacks %q", c.args, code, errOut, w)
 			}
+		}
+	}
+}
+
+// The README carries the exit-code table as fnctl --help does, and none of
+// its commands leaves a reader waiting on a tail that follows for ever.
+func TestREADMEAgreesWithFnctl(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	if !strings.Contains(readme, "```\n"+exitCodesHelp+"\n```") {
+		t.Error("the README lacks the exit-code table of fnctl --help")
+	}
+	for _, want := range []string{"| `FN_BROKERS` |", "| `FN_SERVER` |", "| `FN_STATE` |", "`fnctl completion bash", "**It follows the topic**"} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("the README lacks %q", want)
+		}
+	}
+	tails := regexp.MustCompile(`(?m)^\$? ?\./fnctl tail .*$`).FindAllString(readme, -1)
+	if len(tails) == 0 {
+		t.Fatal("no fnctl tail in the README's examples")
+	}
+	for _, cmd := range tails {
+		if !regexp.MustCompile(` (-n \d+|--idle \S+)`).MatchString(cmd) {
+			t.Errorf("README: %q follows the topic for ever: give it -n or --idle", cmd)
 		}
 	}
 }
