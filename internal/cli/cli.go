@@ -148,7 +148,12 @@ Shell completion: see 'fnctl completion --help'.`,
   fnctl completion zsh > "${fpath[1]}/_fnctl"
   fnctl completion fish > ~/.config/fish/completions/fnctl.fish`
 			for _, sh := range c.Commands() {
-				sh.Example = "  fnctl completion " + sh.Name() + " --help"
+				sh.Example = map[string]string{
+					"bash":       "  source <(fnctl completion bash)",
+					"zsh":        `  fnctl completion zsh > "${fpath[1]}/_fnctl"`,
+					"fish":       "  fnctl completion fish > ~/.config/fish/completions/fnctl.fish",
+					"powershell": "  fnctl completion powershell | Out-String | Invoke-Expression",
+				}[sh.Name()]
 			}
 			// Runnable, so that an unknown shell is an error rather than
 			// the help and exit code 0.
@@ -181,12 +186,11 @@ func newCmdHelp() *cobra.Command {
 func refuseBadArgsAsUsage(c *cobra.Command) {
 	if check := c.Args; check != nil {
 		c.Args = func(cmd *cobra.Command, args []string) error {
-			if err := check(cmd, args); err != nil && !errors.As(err, new(usageError)) {
-				return usageError{err}
-			} else if err != nil {
-				return err
+			err := check(cmd, args)
+			if err != nil && !errors.As(err, new(usageError)) {
+				err = usageError{err}
 			}
-			return nil
+			return err
 		}
 	}
 	for _, sub := range c.Commands() {
