@@ -91,6 +91,11 @@ func (k *Kafka) Publish(topic string, msgs ...*message.Message) error {
 // Subscriber returns a consumer-group subscriber. It commits a message's
 // offset when the message is acked; it starts a new group at the oldest
 // offset, so nothing published before the group's first member is missed.
+// Each Subscribe joins the group as a member of its own, and every
+// partition holds its message until it is acked, even one the consumer
+// has not taken yet: a rebalance of the group, which any member joining
+// or leaving causes, waits up to the rebalance timeout (10 s) for such a
+// member. Read every subscription of a group, or give each its own group.
 func (k *Kafka) Subscriber(group string) (message.Subscriber, error) {
 	sc := k.saramaConfig()
 	// watermill-kafka marks offsets on Ack; let sarama commit them.

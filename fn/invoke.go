@@ -56,7 +56,7 @@ func (f *Func) invoke(ctx context.Context, m *Message) delivery.Result {
 		return r
 	case timedOut:
 		r.Failure = delivery.FailureTimeout
-		err = fmt.Errorf("timed out after %v: %w", f.spec.timeout, err)
+		err = fmt.Errorf("timed out after %v: %w", f.spec.timeout.Round(10*time.Millisecond), err)
 	case codec.IsDecodeError(err):
 		r.Failure = delivery.FailureDecode
 	case isPermanent(err):

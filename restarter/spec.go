@@ -71,6 +71,16 @@ const (
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
+// ValidateName reports whether name can name a deployment: 1-63 letters,
+// digits, '.', '_' or '-', starting with a letter or digit. The name is
+// also a file name in the daemon's state directory.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("name %q: want 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	}
+	return nil
+}
+
 // WithDefaults returns s with zero fields set to their defaults.
 func (s Spec) WithDefaults() Spec {
 	if s.Group == "" {
@@ -97,8 +107,8 @@ func (s Spec) WithDefaults() Spec {
 // Validate reports every problem with a spec (after WithDefaults).
 func (s Spec) Validate() error {
 	var errs []string
-	if !nameRE.MatchString(s.Name) {
-		errs = append(errs, fmt.Sprintf("name %q: want 1-63 letters, digits, '.', '_' or '-'", s.Name))
+	if err := ValidateName(s.Name); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if s.Binary == "" {
 		errs = append(errs, "no binary")

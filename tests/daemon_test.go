@@ -188,7 +188,7 @@ func TestDaemonReplay(t *testing.T) {
 		t.Fatalf("second replay said %q, want nothing replayed twice", out)
 	}
 	r2 := run(t, settle, fnctl, []string{"FN_SERVER=" + d.server}, "replay", "nosuch", "--brokers", r.env.Brokers)
-	if r2.code != 2 || !strings.Contains(r2.stderr, `no deployment "nosuch"`) {
+	if r2.code != 3 || r2.stderr != "fnctl: no such deployment: \"nosuch\"\n" {
 		t.Fatalf("replay of an unknown deployment: exit %d, %q", r2.code, r2.stderr)
 	}
 }

@@ -356,7 +356,7 @@ func (d *benchDaemon) topic(name string, partitions int) (string, error) {
 // deploy deploys the function on topic and waits until its pool is warm.
 func (d *benchDaemon) deploy(ctx context.Context, cfg Config, name, topic string, pool int, env ...string) error {
 	s := restarter.Spec{Name: name, Binary: cfg.Function, Topic: topic, Pool: pool, Order: cfg.Order, Env: env}
-	if _, err := d.client.Deploy(ctx, s); err != nil {
+	if _, err := d.client.Deploy(ctx, s, daemon.DeployParams{}); err != nil {
 		return err
 	}
 	for deadline := time.Now().Add(time.Minute); ; {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -32,11 +33,16 @@ func newCmdBroker(streams IO, run func(context.Context, BrokerOptions) error) *c
 Any Kafka client can use it. Topics are created on first use with
 --partitions partitions. Records and committed offsets are kept in --data
 (default: the broker/ folder of the state directory, $FN_STATE or
-~/.local/state/microfn) and survive a restart.`,
+~/.local/state/microfn) and survive a restart. It runs until interrupted.`,
+		Example: `  fnctl broker &
+  fnctl broker --listen 127.0.0.1:19092 --memory --partitions 1`,
 		Args: rangeArgs(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.Partitions < 1 {
 				return usagef("--partitions must be at least 1, got %d", opts.Partitions)
+			}
+			if _, _, err := net.SplitHostPort(opts.Listen); err != nil {
+				return usagef("--listen %q: want host:port", opts.Listen)
 			}
 			if opts.DataDir == "" && !opts.Memory {
 				opts.DataDir = filepath.Join(StateDir(), "broker")

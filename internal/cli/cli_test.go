@@ -54,33 +54,8 @@ func TestTailFlags(t *testing.T) {
 		t.Fatalf("err %v, options %+v", err, got)
 	}
 	cmd = newCmdTail(IO{}, func(context.Context, TailOptions) error { return nil })
-	cmd.SetArgs([]string{"t", "-o", "yaml"})
-	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "-o must be text or json") {
+	if err := parse(t, cmd, "t", "-o", "yaml"); err == nil || !strings.Contains(err.Error(), "-o must be text or json") {
 		t.Fatalf("err %v", err)
-	}
-}
-
-// Main turns every error into one line on stderr and the right exit code.
-func TestMainExitCodesAndOneLineErrors(t *testing.T) {
-	cases := []struct {
-		args []string
-		code int
-		want string
-	}{
-		{[]string{"publish"}, ExitUsage, "fnctl: want TOPIC"},
-		{[]string{"publish", "t", "v", "--nope"}, ExitUsage, "fnctl: unknown flag: --nope"},
-		{[]string{"nope"}, ExitUsage, `fnctl: unknown command "nope"`},
-		{[]string{"broker", "--partitions", "0"}, ExitUsage, "fnctl: --partitions must be at least 1"},
-		{[]string{"publish", "t", "v", "--brokers", "bad"}, ExitUsage, `fnctl: invalid broker address "bad"`},
-		{[]string{"publish", "t", "v", "--brokers", "127.0.0.1:1"}, ExitFailure, "fnctl: cannot reach Kafka at [127.0.0.1:1]"},
-		{[]string{"tail", "t", "--brokers", "127.0.0.1:1"}, ExitFailure, "fnctl: cannot reach Kafka at [127.0.0.1:1]"},
-	}
-	for _, c := range cases {
-		var out, errb bytes.Buffer
-		code := Main(c.args, strings.NewReader(""), &out, &errb)
-		if code != c.code || !strings.HasPrefix(errb.String(), c.want) || strings.Count(errb.String(), "\n") != 1 {
-			t.Errorf("fnctl %v: exit %d, stderr %q; want exit %d and one line starting %q", c.args, code, errb.String(), c.code, c.want)
-		}
 	}
 }
 

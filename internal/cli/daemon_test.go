@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -44,16 +43,17 @@ func TestUpFlags(t *testing.T) {
 func TestUpReadyLine(t *testing.T) {
 	for _, c := range []struct {
 		r    daemon.Ready
+		from string
 		want string
 	}{
 		{daemon.Ready{API: "127.0.0.1:7077", Broker: daemon.BrokerInfo{Kind: "embedded", Addrs: []string{"127.0.0.1:9092"}, Reachable: true},
-			StateDir: "/s", Restored: 2},
+			StateDir: "/s", Restored: 2}, "",
 			"fnctl daemon: API on 127.0.0.1:7077, embedded broker on 127.0.0.1:9092, state in /s, 2 deployment(s) restored"},
 		{daemon.Ready{API: "0.0.0.0:7077", Broker: daemon.BrokerInfo{Kind: "external", Addrs: []string{"k1:9092", "k2:9092"}},
-			StateDir: "/s", Restored: 1, Failed: []string{"a", "b"}},
-			"fnctl daemon: API on 0.0.0.0:7077, Kafka at k1:9092,k2:9092 (unreachable), state in /s, 1 deployment(s) restored, 2 failed (a, b): see fnctl ls"},
+			StateDir: "/s", Restored: 1, Failed: []string{"a", "b"}}, "FN_BROKERS",
+			"fnctl daemon: API on 0.0.0.0:7077, Kafka at k1:9092,k2:9092 (from FN_BROKERS) (unreachable), state in /s, 1 deployment(s) restored, 2 failed (a, b): see fnctl ls"},
 	} {
-		if got := readyLine(c.r); got != c.want {
+		if got := readyLine(c.r, c.from); got != c.want {
 			t.Errorf("got  %q\nwant %q", got, c.want)
 		}
 	}
@@ -82,13 +82,23 @@ func TestDaemonCommandFlags(t *testing.T) {
 		}
 	})
 	t.Run("logs", func(t *testing.T) {
+		clearEnv(t)
+		t.Setenv("FN_STATE", "/state")
 		var got LogsOptions
 		run := func(_ context.Context, o LogsOptions) error { got = o; return nil }
-		if err := parse(t, newCmdLogs(IO{}, run), "greeter"); err != nil || got.Name != "greeter" || got.Follow || got.Lines != 100 {
+		// The state directory as `fnctl up` finds it, unless a daemon is named.
+		if err := parse(t, newCmdLogs(IO{}, run), "greeter"); err != nil || got.Name != "greeter" || got.Follow || got.Lines != 100 || got.StateDir != "/state" {
 			t.Errorf("err %v, options %+v", err, got)
 		}
-		if err := parse(t, newCmdLogs(IO{}, run), "greeter", "-f", "-n", "0"); err != nil || !got.Follow || got.Lines != 0 {
+		if err := parse(t, newCmdLogs(IO{}, run), "greeter", "-f", "-n", "0", "--state", "/s"); err != nil || !got.Follow || got.Lines != 0 || got.StateDir != "/s" {
 			t.Errorf("err %v, options %+v", err, got)
+		}
+		if err := parse(t, newCmdLogs(IO{}, run), "greeter", "--server", "h:1"); err != nil || got.StateDir != "" || got.Server != "h:1" {
+			t.Errorf("err %v, options %+v", err, got)
+		}
+		t.Setenv("FN_SERVER", "h:2")
+		if err := parse(t, newCmdLogs(IO{}, run), "greeter"); err != nil || got.StateDir != "" {
+			t.Errorf("with FN_SERVER: err %v, options %+v", err, got)
 		}
 	})
 	t.Run("status", func(t *testing.T) {
@@ -98,57 +108,6 @@ func TestDaemonCommandFlags(t *testing.T) {
 			t.Errorf("err %v, options %+v", err, got)
 		}
 	})
-}
-
-// Bad input to the new commands is one line and exit code 2; a daemon
-// that is not there is one line and exit code 1.
-func TestDaemonCommandsExitCodes(t *testing.T) {
-	t.Setenv("FN_TOKEN", "")
-	t.Setenv("FN_SERVER", "")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	nobody := ln.Addr().String()
-	ln.Close()
-	cases := []struct {
-		args []string
-		code int
-		want string
-	}{
-		{[]string{"deploy"}, ExitUsage, "fnctl: want PATH"},
-		{[]string{"deploy", "./fn", "--pool", "0"}, ExitUsage, "fnctl: --pool must be at least 1, got 0"},
-		{[]string{"deploy", "./fn", "--order", "random"}, ExitUsage, "fnctl: --order must be key, partition or none"},
-		{[]string{"deploy", "./fn", "--env", "NOEQ"}, ExitUsage, `fnctl: malformed --env "NOEQ"`},
-		{[]string{"deploy", "./fn", "--nope"}, ExitUsage, "fnctl: unknown flag: --nope"},
-		{[]string{"deploy", "./no/such/fn"}, ExitUsage, "fnctl: ./no/such/fn: no such file or directory"},
-		{[]string{"ls", "--nope"}, ExitUsage, "fnctl: unknown flag: --nope"},
-		{[]string{"ls", "extra"}, ExitUsage, "fnctl: want no arguments"},
-		{[]string{"ls", "-o", "yaml"}, ExitUsage, "fnctl: -o must be text or json"},
-		{[]string{"ls", "--server", "http://"}, ExitUsage, `fnctl: invalid daemon address "http://"`},
-		{[]string{"ls", "--server", nobody}, ExitFailure, "fnctl: no fnctl daemon at " + nobody + " (start one with `fnctl up`)"},
-		{[]string{"status", "--server", nobody}, ExitFailure, "fnctl: no fnctl daemon at " + nobody},
-		{[]string{"status", "-o", "yaml"}, ExitUsage, "fnctl: -o must be text or json"},
-		{[]string{"rm"}, ExitUsage, "fnctl: want NAME"},
-		{[]string{"rm", "greeter", "--server", nobody}, ExitFailure, "fnctl: no fnctl daemon at " + nobody},
-		{[]string{"scale", "greeter"}, ExitUsage, "fnctl: want --pool N"},
-		{[]string{"scale", "greeter", "--pool", "0"}, ExitUsage, "fnctl: --pool must be at least 1, got 0"},
-		{[]string{"scale", "--pool", "2"}, ExitUsage, "fnctl: want NAME"},
-		{[]string{"logs"}, ExitUsage, "fnctl: want NAME"},
-		{[]string{"logs", "greeter", "-n", "-1"}, ExitUsage, "fnctl: -n must not be negative"},
-		{[]string{"logs", "greeter", "--server", nobody}, ExitFailure, "fnctl: no fnctl daemon at " + nobody},
-		{[]string{"up", "extra"}, ExitUsage, "fnctl: want no arguments"},
-		{[]string{"up", "--state", t.TempDir(), "--listen", "0.0.0.0:0"}, ExitUsage, "fnctl: listening on 0.0.0.0:0 requires --token (or FN_TOKEN)"},
-		{[]string{"up", "--state", t.TempDir(), "--listen", "nocolon"}, ExitUsage, `fnctl: API listen address "nocolon": want host:port`},
-		{[]string{"up", "--state", t.TempDir(), "--brokers", "bad"}, ExitUsage, `fnctl: invalid broker address "bad"`},
-	}
-	for _, c := range cases {
-		var out, errb bytes.Buffer
-		code := Main(c.args, strings.NewReader(""), &out, &errb)
-		if code != c.code || !strings.HasPrefix(errb.String(), c.want) || strings.Count(errb.String(), "\n") != 1 {
-			t.Errorf("fnctl %v: exit %d, stderr %q; want exit %d and one line starting %q", c.args, code, errb.String(), c.code, c.want)
-		}
-	}
 }
 
 // fakeDaemon answers the API with fixed statuses.
@@ -229,7 +188,7 @@ deployments:  2 (1 paused, 1 running)
 	if _, errOut, code := run("scale", "greeter", "--pool", "4"); code != 0 || errOut != "scaled greeter: topic names, group g, pool 4, running\n" {
 		t.Errorf("scale: exit %d %q", code, errOut)
 	}
-	if _, errOut, code := run("rm", "nope"); code != ExitFailure || errOut != "fnctl: no such deployment: \"nope\"\n" {
+	if _, errOut, code := run("rm", "nope"); code != ExitNotFound || errOut != "fnctl: no such deployment: \"nope\"\n" {
 		t.Errorf("rm: exit %d %q", code, errOut)
 	}
 	empty := fakeDaemon(t, nil)

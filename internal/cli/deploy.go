@@ -18,8 +18,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/microfn/microfn/internal/daemon"
 	"github.com/microfn/microfn/internal/delivery"
 	"github.com/microfn/microfn/internal/fnproto"
+	"github.com/microfn/microfn/internal/kafka"
 	"github.com/microfn/microfn/restarter"
 )
 
@@ -47,6 +49,10 @@ type DeployOptions struct {
 	// Memory is the memory limit of one invocation in bytes; 0: none.
 	Memory int64
 	Plain  bool
+	// ShareGroup: Group was given on purpose, so it may be another
+	// deployment's too.
+	ShareGroup bool
+	DryRun     bool
 }
 
 // describeTimeout bounds `BINARY --describe`: a binary that does not
@@ -74,13 +80,23 @@ flags override them. A binary that declares several subscribers needs
 
 --plain deploys an executable that does not use microfn's fn package: it
 gets the message value on stdin and the key and headers in FN_KEY and
-FN_HEADER_<NAME>, exit code 0 acknowledges, and it needs --topic.
+FN_HEADER_<NAME>, exit code 0 acknowledges, and it needs --topic. It is
+named after its file (resize.sh deploys as resize.sh) unless --name.
+
+The consumer group defaults to the subscriber's, so a second deployment
+of the same function under another --name would join the first one's
+group and get only part of the messages: the daemon refuses that unless
+--group is given, which names the group on purpose (the same group to
+share the messages, another for a consumer of its own).
 
 The daemon copies the binary, so rebuilding PATH changes nothing until
-the next deploy; deploying a name again replaces that deployment. ARGS
-after -- are passed to every function process.`,
+the next deploy. Deploying a name again replaces that deployment (its
+counters start again) and says what changed; --dry-run prints the spec
+and what the deploy would do, and changes nothing. ARGS after -- are
+passed to every function process.`,
 		Example: `  fnctl deploy ./examples/greeter
-  fnctl deploy ./examples/greeter --name greeter-eu --topic names-eu --pool 4
+  fnctl deploy ./examples/greeter --pool 4 --dry-run
+  fnctl deploy ./examples/greeter --name greeter-eu --topic names-eu --group greeter-eu
   fnctl deploy ./resize.sh --plain --topic images --env QUALITY=80 -- --verbose`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -91,6 +107,10 @@ after -- are passed to every function process.`,
 				return usagef("want PATH (a Go package or an executable), got %d argument(s)", len(args))
 			}
 			opts.Path = args[0]
+			if err := checkNameFlags(cmd, opts); err != nil {
+				return err
+			}
+			opts.ShareGroup = cmd.Flags().Changed("group")
 			if opts.Pool < 1 {
 				return usagef("--pool must be at least 1, got %d", opts.Pool)
 			}
@@ -140,7 +160,35 @@ after -- are passed to every function process.`,
 	f.StringArrayVar(&opts.Env, "env", nil, "environment variable K=V of the function (repeatable)")
 	f.StringVar(&memory, "memory", "", "memory limit of one invocation, like 256MiB (default: none)")
 	f.BoolVar(&opts.Plain, "plain", false, "PATH is an executable not built with fn (needs --topic)")
+	f.BoolVar(&opts.DryRun, "dry-run", false, "print the spec and what the deploy would do, and change nothing")
 	return cmd
+}
+
+// checkNameFlags refuses an empty or invalid --name, --subscriber,
+// --topic, --group or --dlq: an empty one is not the same as none.
+func checkNameFlags(cmd *cobra.Command, opts DeployOptions) error {
+	for _, c := range []struct {
+		flag, value string
+		check       func(string) error
+	}{
+		{"name", opts.Name, restarter.ValidateName},
+		{"subscriber", opts.Subscriber, func(s string) error {
+			if s == "" {
+				return errors.New("empty subscriber name")
+			}
+			return nil
+		}},
+		{"topic", opts.Topic, kafka.ValidateTopic},
+		{"group", opts.Group, kafka.ValidateGroup},
+		{"dlq", opts.DeadLetter, kafka.ValidateTopic},
+	} {
+		if cmd.Flags().Changed(c.flag) {
+			if err := c.check(c.value); err != nil {
+				return usagef("--%s: %w", c.flag, err)
+			}
+		}
+	}
+	return nil
 }
 
 func runDeploy(ctx context.Context, opts DeployOptions) error {
@@ -153,12 +201,81 @@ func runDeploy(ctx context.Context, opts DeployOptions) error {
 		return err
 	}
 	defer cleanup()
-	st, err := client.Deploy(ctx, spec)
-	if err != nil {
+	res, err := client.Deploy(ctx, spec, daemon.DeployParams{DryRun: opts.DryRun, ShareGroup: opts.ShareGroup})
+	switch {
+	case opts.DryRun && errors.Is(err, daemon.ErrNoDaemon):
+		// The spec is still worth seeing; what it would replace is not known.
+		spec.Binary = opts.Path
+		if err := printJSON(opts.IO, spec.WithDefaults()); err != nil {
+			return err
+		}
+		fmt.Fprintf(opts.IO.Err, "dry run: would deploy %s; %v, so not compared with what is deployed\n", spec.Name, err)
+		return nil
+	case err != nil:
 		return fromDaemon(err)
+	case opts.DryRun:
+		if err := printJSON(opts.IO, res.Spec.WithDefaults()); err != nil {
+			return err
+		}
+		fmt.Fprintf(opts.IO.Err, "dry run: %s\n", deployLine(res))
+		return nil
 	}
-	fmt.Fprintf(opts.IO.Err, "deployed %s\n", statusLine(st))
+	fmt.Fprintln(opts.IO.Err, deployLine(res))
 	return nil
+}
+
+// deployLine says what a deploy did (or, dry, would do): a first deploy,
+// or a replacement and what it changed.
+func deployLine(res daemon.DeployResult) string {
+	switch {
+	case res.DryRun && res.Previous != nil:
+		return fmt.Sprintf("would replace %s: topic %s, group %s, pool %d%s", res.Name, res.Topic, res.Group, res.Pool, changes(res))
+	case res.DryRun:
+		return fmt.Sprintf("would deploy %s: topic %s, group %s, pool %d", res.Name, res.Topic, res.Group, res.Pool)
+	case res.Previous != nil:
+		return "replaced " + statusLine(res.Status) + changes(res)
+	}
+	return "deployed " + statusLine(res.Status)
+}
+
+// changes lists what a replacement changes, "" for a first deploy.
+func changes(res daemon.DeployResult) string {
+	if res.Previous == nil {
+		return ""
+	}
+	diff := specChanges(*res.Previous, res.Spec)
+	if res.BinaryChanged {
+		diff = append([]string{"new binary"}, diff...)
+	}
+	if len(diff) == 0 {
+		return " (nothing changed: same binary and spec)"
+	}
+	return " (" + strings.Join(diff, ", ") + ")"
+}
+
+// specChanges lists the settings that differ between two specs, defaults
+// filled in, as "setting old -> new".
+func specChanges(prev, next restarter.Spec) []string {
+	a, b := prev.WithDefaults(), next.WithDefaults()
+	var out []string
+	add := func(what string, x, y any) {
+		if xs, ys := fmt.Sprint(x), fmt.Sprint(y); xs != ys {
+			out = append(out, fmt.Sprintf("%s %s -> %s", what, xs, ys))
+		}
+	}
+	add("subscriber", a.Subscriber, b.Subscriber)
+	add("topic", a.Topic, b.Topic)
+	add("group", a.Group, b.Group)
+	add("dead-letter topic", a.DeadLetter, b.DeadLetter)
+	add("pool", a.Pool, b.Pool)
+	add("timeout", time.Duration(a.Timeout), time.Duration(b.Timeout))
+	add("attempts", a.MaxAttempts, b.MaxAttempts)
+	add("order", a.Order, b.Order)
+	add("memory", a.MemoryLimit, b.MemoryLimit)
+	add("plain", a.Plain, b.Plain)
+	add("env", a.Env, b.Env)
+	add("args", a.Args, b.Args)
+	return out
 }
 
 // prepareDeploy turns PATH and the flags into a spec: it builds PATH when
@@ -182,7 +299,9 @@ func specFor(ctx context.Context, opts DeployOptions, bin string) (restarter.Spe
 	spec := restarter.Spec{Binary: bin, Args: opts.Args, Env: opts.Env, Plain: opts.Plain, Pool: opts.Pool,
 		Order: restarter.Order(opts.Order), MemoryLimit: opts.Memory}
 	if opts.Plain {
-		spec.Name = strings.TrimSuffix(filepath.Base(opts.Path), filepath.Ext(opts.Path))
+		// The file's name as is: a name the user did not type would be
+		// one more name for every other command to guess.
+		spec.Name = filepath.Base(opts.Path)
 	} else {
 		m, err := describe(ctx, opts.Path, bin)
 		if err != nil {
@@ -216,6 +335,11 @@ func specFor(ctx context.Context, opts DeployOptions, bin string) (restarter.Spe
 	}
 	if opts.Attempts > 0 {
 		spec.MaxAttempts = opts.Attempts
+	}
+	if opts.Name == "" {
+		if err := restarter.ValidateName(spec.Name); err != nil {
+			return restarter.Spec{}, usagef("%s cannot name the deployment (%v): choose a name with --name", spec.Name, err)
+		}
 	}
 	return spec, nil
 }
@@ -267,6 +391,12 @@ func build(ctx context.Context, path, dir, pkg string) (string, func(), error) {
 		cleanup()
 		return "", nil, fmt.Errorf("go build %s: %w", path, err)
 	}
+	// go build -o of a package that is not main writes an archive, not a
+	// program.
+	if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
+		cleanup()
+		return "", nil, usagef("%s is not a main package: a function is a package main that calls fn.Main", path)
+	}
 	return bin, cleanup, nil
 }
 
@@ -290,7 +420,13 @@ func goBuild(ctx context.Context, goTool, dir, pkg, out string, tags ...string) 
 	return nil
 }
 
-// describe runs the binary with --describe and returns its manifest.
+// notFn ends every error about an executable that is not a microfn
+// function.
+const notFn = "deploy an executable not built with fn with --plain --topic T"
+
+// describe runs the binary with --describe and returns its manifest. An
+// executable that is not a microfn function, however it shows it, is a
+// usage error that says how to deploy it anyway.
 func describe(ctx context.Context, path, bin string) (fnproto.Manifest, error) {
 	dctx, cancel := context.WithTimeout(ctx, describeTimeout)
 	defer cancel()
@@ -306,22 +442,24 @@ func describe(ctx context.Context, path, bin string) (fnproto.Manifest, error) {
 	case ctx.Err() != nil:
 		return fnproto.Manifest{}, ctx.Err()
 	case dctx.Err() != nil:
-		return fnproto.Manifest{}, fmt.Errorf("%s --describe did not answer within %v: deploy an executable not built with fn with --plain --topic T", path, describeTimeout)
-	case errors.As(err, &exit) && exit.ExitCode() == fnproto.ExitUsage && msg != "":
+		return fnproto.Manifest{}, usagef("%s --describe did not answer within %v: %s", path, describeTimeout, notFn)
+	case errors.As(err, &exit) && exit.ExitCode() == fnproto.ExitUsage && strings.HasPrefix(msg, "fn: "):
 		// fn's own refusal, such as a binary without subscribers.
 		return fnproto.Manifest{}, usageError{fmt.Errorf("%s: %s", path, strings.TrimPrefix(msg, "fn: "))}
-	case err != nil:
+	case errors.As(err, &exit):
 		if msg != "" {
 			err = fmt.Errorf("%w: %s", err, msg)
 		}
-		return fnproto.Manifest{}, fmt.Errorf("%s --describe: %w (deploy an executable not built with fn with --plain --topic T)", path, err)
+		return fnproto.Manifest{}, usagef("%s --describe: %w (%s)", path, err, notFn)
+	case err != nil:
+		return fnproto.Manifest{}, fmt.Errorf("%s --describe: %w", path, err)
 	}
 	var m fnproto.Manifest
 	if err := json.Unmarshal(stdout.Bytes(), &m); err != nil || m.Protocol == 0 {
-		return fnproto.Manifest{}, usagef("%s printed no microfn manifest on --describe: deploy an executable not built with fn with --plain --topic T", path)
+		return fnproto.Manifest{}, usagef("%s printed no microfn manifest on --describe: %s", path, notFn)
 	}
 	if m.Protocol != fnproto.ProtocolVersion {
-		return fnproto.Manifest{}, fmt.Errorf("%s speaks restarter protocol %d, this fnctl %d: rebuild it with this version of microfn", path, m.Protocol, fnproto.ProtocolVersion)
+		return fnproto.Manifest{}, usagef("%s speaks restarter protocol %d, this fnctl %d: rebuild it with this version of microfn", path, m.Protocol, fnproto.ProtocolVersion)
 	}
 	return m, nil
 }

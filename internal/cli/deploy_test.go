@@ -9,11 +9,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/microfn/microfn/internal/daemon"
 	"github.com/microfn/microfn/internal/fnproto"
 	"github.com/microfn/microfn/restarter"
 )
@@ -25,15 +27,17 @@ func TestDeployFlags(t *testing.T) {
 		check   func(DeployOptions) bool
 	}{
 		{[]string{"./fn"}, "", func(o DeployOptions) bool {
-			return o.Path == "./fn" && o.Pool == 1 && o.Order == "key" && o.Args == nil && o.Timeout == 0 && o.Attempts == 0 && !o.Plain
+			return o.Path == "./fn" && o.Pool == 1 && o.Order == "key" && o.Args == nil && o.Timeout == 0 && o.Attempts == 0 && !o.Plain &&
+				!o.ShareGroup && !o.DryRun
 		}},
+		{[]string{"./fn", "--group", "g", "--dry-run"}, "", func(o DeployOptions) bool { return o.Group == "g" && o.ShareGroup && o.DryRun }},
 		{[]string{"./fn", "--name", "n", "--subscriber", "s", "--topic", "t", "--group", "g", "--pool", "4",
 			"--timeout", "5s", "--attempts", "2", "--order", "none", "--dlq", "d", "--env", "A=1", "--env", "B=",
 			"--memory", "256MiB", "--server", "h:1", "--token", "x", "--", "-v", "x"}, "", func(o DeployOptions) bool {
 			return o.Path == "./fn" && o.Name == "n" && o.Subscriber == "s" && o.Topic == "t" && o.Group == "g" &&
 				o.Pool == 4 && o.Timeout == 5*time.Second && o.Attempts == 2 && o.Order == "none" && o.DeadLetter == "d" &&
 				slices.Equal(o.Env, []string{"A=1", "B="}) && o.Memory == 256<<20 && o.Server == "h:1" && o.Token == "x" &&
-				slices.Equal(o.Args, []string{"-v", "x"})
+				slices.Equal(o.Args, []string{"-v", "x"}) && o.ShareGroup
 		}},
 		{[]string{"--plain", "./x.sh", "--topic", "t", "--memory", "1GB"}, "", func(o DeployOptions) bool {
 			return o.Plain && o.Path == "./x.sh" && o.Topic == "t" && o.Memory == 1e9
@@ -51,6 +55,14 @@ func TestDeployFlags(t *testing.T) {
 		{[]string{"./fn", "--attempts", "0"}, "--attempts must be at least 1, got 0", nil},
 		{[]string{"./x", "--plain"}, "--plain needs --topic", nil},
 		{[]string{"./x", "--plain", "--topic", "t", "--subscriber", "s"}, "--subscriber and --plain exclude each other", nil},
+		{[]string{"./fn", "--name", ""}, `--name: name "": want`, nil},
+		{[]string{"./fn", "--name", "a/b"}, `--name: name "a/b": want`, nil},
+		{[]string{"./fn", "--topic", ""}, "--topic: empty topic name", nil},
+		{[]string{"./fn", "--topic", "a:b"}, `--topic: topic "a:b": want`, nil},
+		{[]string{"./fn", "--group", ""}, "--group: empty consumer group name", nil},
+		{[]string{"./fn", "--group", "a b"}, `--group: consumer group "a b": want`, nil},
+		{[]string{"./fn", "--dlq", ""}, "--dlq: empty topic name", nil},
+		{[]string{"./fn", "--subscriber", ""}, "--subscriber: empty subscriber name", nil},
 	}
 	for _, c := range cases {
 		var got DeployOptions
@@ -207,7 +219,9 @@ func TestDeployRefusesWhatIsNotAFunction(t *testing.T) {
 		want  string
 	}{
 		{script("quiet.sh", "#!/bin/sh\necho hello\n", 0o755), true, "printed no microfn manifest on --describe: deploy an executable not built with fn with --plain --topic T"},
-		{script("fails.sh", "#!/bin/sh\necho 'no such flag' >&2\nexit 1\n", 0o755), false, "--describe: exit status 1: no such flag (deploy an executable not built with fn with --plain"},
+		{script("fails.sh", "#!/bin/sh\necho 'no such flag' >&2\nexit 1\n", 0o755), true, "--describe: exit status 1: no such flag (deploy an executable not built with fn with --plain"},
+		{script("usage.sh", "#!/bin/sh\necho \"usage.sh: unrecognized option '$1'\" >&2\nexit 2\n", 0o755), true,
+			"--describe: exit status 2: usage.sh: unrecognized option '--describe' (deploy an executable not built with fn with --plain"},
 		{script("data.txt", "hello\n", 0o644), true, "is not executable"},
 		{filepath.Join(dir, "missing"), true, "no such file or directory"},
 		{"./missing", true, "./missing: no such file or directory"},
@@ -218,13 +232,13 @@ func TestDeployRefusesWhatIsNotAFunction(t *testing.T) {
 			t.Errorf("%s: %v, want one line containing %q (usage error: %v)", c.path, err, c.want, c.usage)
 		}
 	}
-	// With --plain it deploys as is, named after the file.
+	// With --plain it deploys as is, named after the file, extension and all.
 	spec, cleanup, err := prepareDeploy(t.Context(), DeployOptions{Path: filepath.Join(dir, "quiet.sh"), Plain: true, Topic: "t", Pool: 2, Order: "none"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cleanup()
-	if spec.Name != "quiet" || !spec.Plain || spec.Topic != "t" || spec.Pool != 2 || spec.Order != "none" || spec.Subscriber != "" {
+	if spec.Name != "quiet.sh" || !spec.Plain || spec.Topic != "t" || spec.Pool != 2 || spec.Order != "none" || spec.Subscriber != "" {
 		t.Errorf("plain spec %+v", spec)
 	}
 }
@@ -239,7 +253,7 @@ func TestRunDeploy(t *testing.T) {
 	}
 	var got restarter.Spec
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPut || r.URL.Path != "/v1/deployments/f" || r.Header.Get("Authorization") != "Bearer tok" {
+		if r.Method != http.MethodPut || r.URL.Path != "/v1/deployments/f.sh" || r.Header.Get("Authorization") != "Bearer tok" {
 			http.Error(w, `{"error":"unexpected request"}`, http.StatusTeapot)
 			return
 		}
@@ -247,7 +261,7 @@ func TestRunDeploy(t *testing.T) {
 			http.Error(w, `{"error":"no good"}`, http.StatusBadRequest)
 			return
 		}
-		json.NewEncoder(w).Encode(restarter.Status{Name: got.Name, Topic: got.Topic, Group: "f", Pool: got.Pool, State: "starting"})
+		json.NewEncoder(w).Encode(daemon.DeployResult{Status: restarter.Status{Name: got.Name, Topic: got.Topic, Group: "f.sh", Pool: got.Pool, State: "starting"}})
 	}))
 	defer srv.Close()
 
@@ -260,12 +274,120 @@ func TestRunDeploy(t *testing.T) {
 	if got.Binary != script || !got.Plain || got.Pool != 3 {
 		t.Errorf("sent %+v", got)
 	}
-	if errb.String() != "deployed f: topic t, group f, pool 3, starting\n" {
+	if errb.String() != "deployed f.sh: topic t, group f.sh, pool 3, starting\n" {
 		t.Errorf("printed %q", errb.String())
 	}
 	opts.Topic = "bad"
 	var ue usageError
 	if err := runDeploy(t.Context(), opts); err == nil || err.Error() != "no good" || !errors.As(err, &ue) {
 		t.Errorf("refused: %v", err)
+	}
+}
+
+// ls returns the deployments of the daemon at server by name.
+func lsByName(t *testing.T, server string) map[string]restarter.Status {
+	t.Helper()
+	out, errOut, code := fnctl(t, "ls", "-o", "json", "--server", server)
+	var sts []restarter.Status
+	if code != ExitOK || json.Unmarshal([]byte(out), &sts) != nil {
+		t.Fatalf("ls: exit %d %s %s", code, out, errOut)
+	}
+	m := map[string]restarter.Status{}
+	for _, s := range sts {
+		m[s.Name] = s
+	}
+	return m
+}
+
+// An empty --name once replaced the deployment of the default name, and a
+// redeploy said "deployed" like a first one. Now an empty name is refused,
+// a redeploy says "replaced" and what changed, and --dry-run shows the
+// spec and the verdict without applying it.
+func TestRedeploySaysWhatItReplaces(t *testing.T) {
+	clearEnv(t)
+	d := startDaemon(t, "")
+	t.Setenv("FN_SERVER", d.API)
+	f := script(t, "f.sh", "cat >/dev/null\n")
+	deploy := func(args ...string) (string, string, int) {
+		return fnctl(t, append([]string{"deploy", f, "--plain", "--topic", "names"}, args...)...)
+	}
+	expect := func(what, errOut string, code int, re string) {
+		t.Helper()
+		if code != ExitOK || !regexp.MustCompile(`^`+re+`\n$`).MatchString(errOut) {
+			t.Errorf("%s: exit %d, stderr %q, want %s", what, code, errOut, re)
+		}
+	}
+
+	_, errOut, code := deploy("--pool", "4")
+	expect("first deploy", errOut, code, `deployed f\.sh: topic names, group f\.sh, pool 4, \w+`)
+	if _, errOut, code := deploy("--name", ""); code != ExitUsage || !strings.HasPrefix(errOut, `fnctl: --name: name "": want`) {
+		t.Errorf("--name '': exit %d %q", code, errOut)
+	}
+	if _, errOut, code := deploy("--topic", ""); code != ExitUsage || errOut != "fnctl: --topic: empty topic name\n" {
+		t.Errorf("--topic '': exit %d %q", code, errOut)
+	}
+
+	out, errOut, code := deploy("--dry-run")
+	expect("dry run", errOut, code, `dry run: would replace f\.sh: topic names, group f\.sh, pool 1 \(pool 4 -> 1\)`)
+	var spec restarter.Spec
+	if err := json.Unmarshal([]byte(out), &spec); err != nil || spec.Name != "f.sh" || spec.Pool != 1 || spec.Topic != "names" ||
+		spec.Group != "f.sh" || spec.DeadLetter != "names.dlq" || spec.MaxAttempts != 3 || !spec.Plain {
+		t.Errorf("dry run printed %s (%v)", out, err)
+	}
+	if got := lsByName(t, d.API); len(got) != 1 || got["f.sh"].Pool != 4 {
+		t.Errorf("after the refused and dry deploys: %+v", got)
+	}
+
+	_, errOut, code = deploy()
+	expect("redeploy", errOut, code, `replaced f\.sh: topic names, group f\.sh, pool 1, \w+ \(pool 4 -> 1\)`)
+	_, errOut, code = deploy()
+	expect("same again", errOut, code, `replaced f\.sh: topic names, group f\.sh, pool 1, \w+ \(nothing changed: same binary and spec\)`)
+	if err := os.WriteFile(f, []byte("#!/bin/sh\ncat\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code = deploy("--timeout", "5s", "--env", "A=1")
+	expect("new binary", errOut, code, `replaced f\.sh: topic names, group f\.sh, pool 1, \w+ \(new binary, timeout 30s -> 5s, env \[\] -> \[A=1\]\)`)
+
+	// With no daemon to ask, a dry run still shows the spec, and says what
+	// it could not check.
+	nobody := closedAddr(t)
+	out, errOut, code = deploy("--dry-run", "--server", nobody)
+	if code != ExitOK || json.Unmarshal([]byte(out), &spec) != nil || spec.Binary != f ||
+		errOut != "dry run: would deploy f.sh; no fnctl daemon at "+nobody+" (start one with `fnctl up`), so not compared with what is deployed\n" {
+		t.Errorf("dry run without a daemon: exit %d %s %q", code, out, errOut)
+	}
+}
+
+// A second deployment of the greeter under another name joined the
+// first one's consumer group and silently got half of the messages. The
+// daemon now refuses it, says why, and takes it with an explicit --group.
+func TestDeployRefusesASecondConsumerInTheSameGroup(t *testing.T) {
+	clearEnv(t)
+	d := startDaemon(t, "")
+	t.Setenv("FN_SERVER", d.API)
+	greeter := buildGreeter(t)
+	if _, errOut, code := fnctl(t, "deploy", greeter); code != ExitOK || !strings.HasPrefix(errOut, "deployed greeter: topic names, group greeter, pool 1") {
+		t.Fatalf("deploy greeter: exit %d %q", code, errOut)
+	}
+	_, errOut, code := fnctl(t, "deploy", greeter, "--name", "g1")
+	want := `fnctl: consumer group "greeter" is already deployment "greeter"'s: both would consume names and split its messages between them; ` +
+		"to share the group on purpose, pass --group greeter; for a consumer of its own, pass another --group\n"
+	if code != ExitUsage || errOut != want {
+		t.Errorf("second consumer: exit %d\n%q\nwant\n%q", code, errOut, want)
+	}
+	if _, errOut, code := fnctl(t, "deploy", greeter, "--name", "g1", "--dry-run"); code != ExitUsage || errOut != want {
+		t.Errorf("second consumer, dry run: exit %d %q", code, errOut)
+	}
+	if got := lsByName(t, d.API); len(got) != 1 {
+		t.Errorf("deployments %v", got)
+	}
+	for _, c := range []struct{ group, want string }{
+		{"g1", "deployed g1: topic names, group g1, pool 1"},
+		{"greeter", "deployed g2: topic names, group greeter, pool 1"},
+	} {
+		name := map[string]string{"g1": "g1", "greeter": "g2"}[c.group]
+		if _, errOut, code := fnctl(t, "deploy", greeter, "--name", name, "--group", c.group); code != ExitOK || !strings.HasPrefix(errOut, c.want) {
+			t.Errorf("--group %s: exit %d %q", c.group, code, errOut)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -136,8 +137,11 @@ func runInvoke(ctx context.Context, opts InvokeOptions) error {
 	timeout, maxAttempts := delivery.DefaultTimeout, delivery.DefaultMaxAttempts
 	if !opts.Plain {
 		m, err := describe(ctx, opts.Path, bin)
-		if err != nil {
-			return fmt.Errorf("%s is not a function built with microfn's fn package (run any executable with --plain): %w", opts.Path, err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return usagef("%s is not a function built with microfn's fn package (run any executable with --plain): %w", opts.Path, err)
+		} else if err != nil {
+			return err
 		}
 		sub, err := chooseSubscriber(opts.Path, m, opts.Subscriber)
 		if err != nil {

@@ -28,6 +28,8 @@ func newCmdLs(streams IO, run func(context.Context, LsOptions) error) *cobra.Com
 flight, processed, failed attempts, dead-lettered (DLQ), processes that
 died before taking a message (RESTARTS), lag and status. -o json prints
 them with their specs and the reason of a paused or failed deployment.`,
+		Example: `  fnctl ls
+  fnctl ls -o json`,
 		Args: rangeArgs(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(opts.Output); err != nil {

@@ -46,8 +46,8 @@ message.`,
 		Args: rangeArgs(1, 2, "TOPIC and an optional VALUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Topic = args[0]
-			if opts.Topic == "" {
-				return usagef("empty topic name")
+			if err := checkTopic(opts.Topic); err != nil {
+				return err
 			}
 			if len(args) == 2 {
 				opts.Value = &args[1]

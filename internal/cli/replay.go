@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/IBM/sarama"
 	"github.com/spf13/cobra"
 
 	"github.com/microfn/microfn/internal/delivery"
 	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/restarter"
 )
 
 // ReplayOptions are the flags of `fnctl replay`.
@@ -31,17 +33,21 @@ func newCmdReplay(streams IO, run func(context.Context, ReplayOptions) error) *c
 		Short: "Send a deployment's dead-lettered messages back through it",
 		Long: `Send the messages in deployment NAME's dead-letter topic back to the
 topic they came from, with their key, value and original headers (the
-fn_* headers the dead-lettering added are dropped), so the function gets
-them again.
+fn_* headers the dead-lettering added are dropped), so the function gets them again.
 
 Each dead letter is replayed once: how far the dead-letter topic has been
 replayed is committed for the consumer group "<group>.replay", so running
 replay again sends only what was dead-lettered since. It stops when it
 has caught up with the dead-letter topic as it was at the start, or after
 -n messages.`,
+		Example: `  fnctl replay greeter
+  fnctl replay greeter -n 1`,
 		Args: rangeArgs(1, 1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Name = args[0]
+			if err := checkName(opts.Name); err != nil {
+				return err
+			}
 			if opts.Max < 0 {
 				return usagef("-n must not be negative, got %d", opts.Max)
 			}
@@ -63,17 +69,17 @@ func runReplay(ctx context.Context, opts ReplayOptions) error {
 	if err != nil {
 		return fromDaemon(err)
 	}
-	var topic, dlq, group string
-	for _, s := range sts {
-		if s.Name == opts.Name {
-			topic, dlq, group = s.Spec.Topic, s.Spec.DeadLetter, s.Spec.Group
-		}
+	i := slices.IndexFunc(sts, func(s restarter.Status) bool { return s.Name == opts.Name })
+	if i < 0 {
+		return notFoundError{fmt.Errorf("%w: %q", restarter.ErrNotFound, opts.Name)}
 	}
+	spec := sts[i].Spec.WithDefaults()
+	topic, dlq, group := spec.Topic, spec.DeadLetter, spec.Group
 	if topic == "" {
-		return usagef("no deployment %q (see fnctl ls)", opts.Name)
+		return fmt.Errorf("deployment %q has no spec the daemon could read (%s): deploy it again", opts.Name, sts[i].Reason)
 	}
 	client, parts, err := topicClient(opts.Brokers, dlq)
-	if errors.As(err, new(noTopicError)) {
+	if errors.As(err, new(notFoundError)) {
 		fmt.Fprintf(opts.IO.Err, "nothing to replay: dead-letter topic %s does not exist\n", dlq)
 		return nil
 	} else if err != nil {

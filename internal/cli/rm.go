@@ -25,10 +25,14 @@ func newCmdRm(streams IO, run func(context.Context, RmOptions) error) *cobra.Com
 		Short:   "Remove a deployment",
 		Long: `Remove the deployment NAME: it stops fetching, lets its in-flight
 messages finish, commits and leaves its consumer group; then the daemon
-deletes its spec and binary. Its log stays in the state directory.`,
-		Args: rangeArgs(1, 1, "NAME"),
+deletes its spec, binary and log.`,
+		Example: `  fnctl rm greeter`,
+		Args:    rangeArgs(1, 1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Name = args[0]
+			if err := checkName(opts.Name); err != nil {
+				return err
+			}
 			return run(cmd.Context(), opts)
 		},
 	}

@@ -30,6 +30,9 @@ survives a restart of the daemon.`,
 		Args:    rangeArgs(1, 1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Name = args[0]
+			if err := checkName(opts.Name); err != nil {
+				return err
+			}
 			if !cmd.Flags().Changed("pool") {
 				return usagef("want --pool N")
 			}

@@ -36,12 +36,19 @@ func (o ServerOptions) client() (*daemon.Client, error) {
 	return c, nil
 }
 
-// fromDaemon makes the daemon's refusal of bad input (HTTP 400) a usage
-// error, like bad input refused by fnctl itself.
+// fromDaemon gives the daemon's answers fnctl's exit codes: bad input
+// (HTTP 400) and a conflict with what is deployed (409) are usage errors,
+// like input fnctl refuses itself; an unknown deployment (404) is not
+// found.
 func fromDaemon(err error) error {
 	var ae *daemon.APIError
-	if errors.As(err, &ae) && ae.StatusCode == http.StatusBadRequest {
-		return usageError{err}
+	if errors.As(err, &ae) {
+		switch ae.StatusCode {
+		case http.StatusBadRequest, http.StatusConflict:
+			return usageError{err}
+		case http.StatusNotFound:
+			return notFoundError{err}
+		}
 	}
 	return err
 }

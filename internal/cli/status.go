@@ -30,6 +30,8 @@ func newCmdStatus(streams IO, run func(context.Context, StatusOptions) error) *c
 		Long: `Show the daemon (pid, version, uptime, state directory), the broker it
 uses and whether it is reachable, and how many deployments are in each
 state, with the reason of every deployment that is not running.`,
+		Example: `  fnctl status
+  FN_SERVER=10.0.0.5:7077 FN_TOKEN=s3cret fnctl status -o json`,
 		Args: rangeArgs(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(opts.Output); err != nil {

@@ -39,31 +39,41 @@ func newCmdTail(streams IO, run func(context.Context, TailOptions) error) *cobra
 	cmd := &cobra.Command{
 		Use:   "tail TOPIC",
 		Short: "Print the messages of a topic",
-		Long: `Print the messages of TOPIC as they arrive, until interrupted, -n
-messages have been printed, or --idle passes without a message.
+		Long: `Print the messages of TOPIC as they arrive. tail follows the topic:
+without -n or --idle it runs until interrupted (exit code 0). -n stops
+after that many messages, --idle after that long without one; with
+--from-beginning, "-n N" reads the first N and "--idle 1s" reads what is
+there and stops.
 
 It reads every partition without joining a consumer group, so it changes
 no committed offset. Each line shows topic/partition@offset, the key, the
 headers and the value (quoted when it is not printable text); -o json
 prints one JSON object per message, with value_base64 for binary values.`,
-		Example: `  fnctl tail greetings
-  fnctl tail names.dlq --from-beginning -n 10 -o json`,
+		Example: `  fnctl tail greetings                                   # follows until Ctrl-C
+  fnctl tail names.dlq --from-beginning -n 10 -o json
+  fnctl tail greetings --from-beginning --idle 1s        # what is there, then stop`,
 		Args: rangeArgs(1, 1, "TOPIC"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Topic = args[0]
-			if opts.Output != "text" && opts.Output != "json" {
-				return usagef("-o must be text or json, got %q", opts.Output)
+			if err := checkTopic(opts.Topic); err != nil {
+				return err
+			}
+			if err := checkOutput(opts.Output); err != nil {
+				return err
 			}
 			if opts.Max < 0 {
 				return usagef("-n must not be negative, got %d", opts.Max)
+			}
+			if opts.Idle < 0 {
+				return usagef("--idle must not be negative, got %v", opts.Idle)
 			}
 			return run(cmd.Context(), opts)
 		},
 	}
 	cmd.Flags().StringVar(&opts.Brokers, "brokers", "", "Kafka brokers host:port,... (default $FN_BROKERS or 127.0.0.1:9092)")
 	cmd.Flags().BoolVar(&opts.FromBeginning, "from-beginning", false, "start at the oldest message instead of the next new one")
-	cmd.Flags().IntVarP(&opts.Max, "max", "n", 0, "stop after this many messages (0: no limit)")
-	cmd.Flags().DurationVar(&opts.Idle, "idle", 0, "stop after this long without a message (0: wait for ever)")
+	cmd.Flags().IntVarP(&opts.Max, "max", "n", 0, "stop after this many messages (0: follow, no limit)")
+	cmd.Flags().DurationVar(&opts.Idle, "idle", 0, "stop after this long without a message (0: follow for ever)")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
 	return cmd
 }

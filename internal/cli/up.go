@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/IBM/sarama"
 	"github.com/spf13/cobra"
 
 	"github.com/microfn/microfn/internal/daemon"
@@ -38,7 +39,8 @@ function processes for every deployment and serves the API that the
 deploy, ls, rm, scale, logs and status commands use.
 
 Without --brokers (or FN_BROKERS) it runs the embedded Kafka-protocol
-broker on --broker-listen. Everything it keeps is in --state (default
+broker on --broker-listen; with either, it runs none and uses that Kafka
+(so FN_BROKERS exported for the other commands also turns it off). Everything it keeps is in --state (default
 $FN_STATE, else $XDG_STATE_HOME/microfn, else ~/.local/state/microfn):
 the embedded broker's data, the deployments, their binaries and their
 logs. Deployments survive a restart of the daemon.
@@ -66,6 +68,16 @@ On interrupt it lets in-flight messages finish and commits them.`,
 }
 
 func runUp(ctx context.Context, opts UpOptions) error {
+	// Where the broker list came from, for the messages: either one means
+	// no embedded broker, which is easy to miss with FN_BROKERS exported
+	// for the other commands.
+	from := ""
+	switch {
+	case opts.Brokers != "":
+		from = "--brokers"
+	case os.Getenv(kafka.EnvBrokers) != "":
+		from = kafka.EnvBrokers
+	}
 	cfg := daemon.Config{
 		StateDir:     opts.StateDir,
 		Brokers:      cmp.Or(opts.Brokers, os.Getenv(kafka.EnvBrokers)),
@@ -73,24 +85,39 @@ func runUp(ctx context.Context, opts UpOptions) error {
 		Listen:       opts.Listen,
 		Token:        cmp.Or(opts.Token, os.Getenv(daemon.EnvToken)),
 		Logger:       slog.New(slog.NewTextHandler(opts.IO.Err, nil)),
-		OnReady:      func(r daemon.Ready) { fmt.Fprintln(opts.IO.Err, readyLine(r)) },
+		OnReady:      func(r daemon.Ready) { fmt.Fprintln(opts.IO.Err, readyLine(r, from)) },
 	}
 	err := daemon.Run(ctx, cfg)
 	var ce *daemon.ConfigError
-	if errors.As(err, &ce) {
+	switch {
+	case errors.As(err, &ce):
 		return usageError{err}
+	case err != nil && from != "" && errors.Is(err, sarama.ErrOutOfBrokers):
+		return fmt.Errorf("%w (no embedded broker: %s)", err, noEmbedded(from))
 	}
 	return err
 }
 
-// readyLine is the one line `fnctl up` prints once it serves.
-func readyLine(r daemon.Ready) string {
+// noEmbedded says why the daemon runs no embedded broker.
+func noEmbedded(from string) string {
+	if from == kafka.EnvBrokers {
+		return kafka.EnvBrokers + " is set; unset it to run one"
+	}
+	return from + " was given"
+}
+
+// readyLine is the one line `fnctl up` prints once it serves; from is
+// where an external broker list came from.
+func readyLine(r daemon.Ready, from string) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "fnctl daemon: API on %s, ", r.API)
 	if r.Broker.Kind == "embedded" {
 		fmt.Fprintf(&sb, "embedded broker on %s", strings.Join(r.Broker.Addrs, ","))
 	} else {
 		fmt.Fprintf(&sb, "Kafka at %s", strings.Join(r.Broker.Addrs, ","))
+		if from != "" {
+			fmt.Fprintf(&sb, " (from %s)", from)
+		}
 	}
 	if !r.Broker.Reachable {
 		sb.WriteString(" (unreachable)")

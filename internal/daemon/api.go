@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,29 @@ type DaemonInfo struct {
 	Version  string             `json:"version"`
 }
 
+// DeployParams are the choices of a deploy beyond its spec: the query
+// parameters of PUT /v1/deployments/{name}.
+type DeployParams struct {
+	// DryRun (?dry_run=1) checks the spec and answers what the deploy
+	// would do, changing nothing.
+	DryRun bool
+	// ShareGroup (?share_group=1) lets the spec's consumer group be
+	// another deployment's too, which splits a topic's messages between
+	// them; without it such a deploy is refused.
+	ShareGroup bool
+}
+
+// DeployResult is the answer to PUT /v1/deployments/{name}.
+type DeployResult struct {
+	restarter.Status
+	// Previous is the spec of the deployment this one replaced (or, with
+	// DryRun, would replace); nil for a new name.
+	Previous *restarter.Spec `json:"previous,omitempty"`
+	// BinaryChanged: the binary differs from Previous's.
+	BinaryChanged bool `json:"binary_changed,omitempty"`
+	DryRun        bool `json:"dry_run,omitempty"`
+}
+
 // ScaleRequest is the body of POST /v1/deployments/{name}/scale.
 type ScaleRequest struct {
 	Pool int `json:"pool"`
@@ -47,7 +71,7 @@ const maxBody = 1 << 20
 // handler is the API:
 //
 //	GET    /v1/deployments               []restarter.Status
-//	PUT    /v1/deployments/{name}        restarter.Spec → restarter.Status
+//	PUT    /v1/deployments/{name}        restarter.Spec → DeployResult; ?dry_run=1, ?share_group=1
 //	DELETE /v1/deployments/{name}        204
 //	POST   /v1/deployments/{name}/scale  ScaleRequest → restarter.Status
 //	GET    /v1/deployments/{name}/logs   text; ?tail=N (default 100), ?follow=1
@@ -55,7 +79,8 @@ const maxBody = 1 << 20
 //	GET    /metrics                      Prometheus text
 //
 // Errors are {"error": "..."} with 400 for bad input, 404 for an unknown
-// deployment, 409 for an operation the deployment's state forbids.
+// deployment, 409 for an operation that conflicts with what is deployed
+// (a deployment's state, another deployment's consumer group).
 func (d *daemon) handler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -110,17 +135,33 @@ func (d *daemon) handleDeploy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, statusErrorf(http.StatusBadRequest, "the spec names %q but the URL %q", spec.Name, name))
 		return
 	}
+	var p DeployParams
+	q := r.URL.Query()
+	for key, v := range map[string]*bool{"dry_run": &p.DryRun, "share_group": &p.ShareGroup} {
+		if s := q.Get(key); s != "" {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				writeError(w, statusErrorf(http.StatusBadRequest, "%s must be 0 or 1, got %q", key, s))
+				return
+			}
+			*v = b
+		}
+	}
 	// A deploy that has begun finishes even if the client goes away, so
 	// the state directory and the engine stay in step.
-	st, err := d.deploy(context.WithoutCancel(r.Context()), spec)
+	res, err := d.deploy(context.WithoutCancel(r.Context()), spec, p)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (d *daemon) handleRemove(w http.ResponseWriter, r *http.Request) {
+	if err := checkName(r.PathValue("name")); err != nil {
+		writeError(w, err)
+		return
+	}
 	if err := d.remove(context.WithoutCancel(r.Context()), r.PathValue("name")); err != nil {
 		writeError(w, err)
 		return
@@ -131,6 +172,10 @@ func (d *daemon) handleRemove(w http.ResponseWriter, r *http.Request) {
 func (d *daemon) handleScale(w http.ResponseWriter, r *http.Request) {
 	var req ScaleRequest
 	if err := readJSON(w, r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := checkName(r.PathValue("name")); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -153,6 +198,15 @@ func (d *daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		Broker:      d.brokerInfo(r.Context()),
 		Deployments: d.list(),
 	})
+}
+
+// checkName refuses a name no deployment can have, so that it is told
+// apart from a valid name that is not deployed.
+func checkName(name string) error {
+	if err := restarter.ValidateName(name); err != nil {
+		return &statusError{http.StatusBadRequest, err}
+	}
+	return nil
 }
 
 // readJSON decodes a request body strictly: an unknown field is more

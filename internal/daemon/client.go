@@ -66,10 +66,21 @@ func NewClient(server, token string) (*Client, error) {
 
 // Deploy deploys spec, whose Binary is a path on the daemon's host; the
 // daemon copies it, so the file may be removed once Deploy returns.
-func (c *Client) Deploy(ctx context.Context, spec restarter.Spec) (restarter.Status, error) {
-	var st restarter.Status
-	err := c.do(ctx, http.MethodPut, "/v1/deployments/"+url.PathEscape(spec.Name), spec, &st)
-	return st, err
+func (c *Client) Deploy(ctx context.Context, spec restarter.Spec, p DeployParams) (DeployResult, error) {
+	q := url.Values{}
+	if p.DryRun {
+		q.Set("dry_run", "1")
+	}
+	if p.ShareGroup {
+		q.Set("share_group", "1")
+	}
+	path := "/v1/deployments/" + url.PathEscape(spec.Name)
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var res DeployResult
+	err := c.do(ctx, http.MethodPut, path, spec, &res)
+	return res, err
 }
 
 // List returns every deployment's status, sorted by name.

@@ -179,7 +179,7 @@ func TestDeployCopiesTheBinaryAndSavesTheSpec(t *testing.T) {
 	dir := t.TempDir()
 	td := startTest(t, dir, "")
 	src := writeBinary(t, "#!/bin/sh\necho v1\n")
-	st, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: src, Topic: "names", Pool: 2, Env: []string{"A=1"}})
+	st, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: src, Topic: "names", Pool: 2, Env: []string{"A=1"}}, DeployParams{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestDeploymentsSurviveARestart(t *testing.T) {
 	dir := t.TempDir()
 	first := startTest(t, dir, "")
 	for _, name := range []string{"a", "b", "refused"} {
-		if _, err := first.client.Deploy(t.Context(), restarter.Spec{Name: name, Binary: writeBinary(t, "#!/bin/sh\n"), Topic: "t-" + name}); err != nil {
+		if _, err := first.client.Deploy(t.Context(), restarter.Spec{Name: name, Binary: writeBinary(t, "#!/bin/sh\n"), Topic: "t-" + name}, DeployParams{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -293,13 +293,14 @@ func TestDeploymentsSurviveARestart(t *testing.T) {
 func TestRemoveDeletesTheDeployment(t *testing.T) {
 	dir := t.TempDir()
 	td := startTest(t, dir, "")
-	if _, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: writeBinary(t, "#!/bin/sh\n"), Topic: "t"}); err != nil {
+	if _, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: writeBinary(t, "#!/bin/sh\n"), Topic: "t"}, DeployParams{}); err != nil {
 		t.Fatal(err)
 	}
+	appendLog(t, filepath.Join(dir, "logs", "hello.log"), "output of the removed deployment\n")
 	if err := td.client.Remove(t.Context(), "hello"); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"deployments/hello.json", "bin/hello"} {
+	for _, p := range []string{"deployments/hello.json", "bin/hello", "logs/hello.log"} {
 		if _, err := os.Stat(filepath.Join(dir, p)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s still exists: %v", p, err)
 		}
@@ -353,6 +354,13 @@ func TestBadInputIs400AndChangesNothing(t *testing.T) {
 		{"PUT", "/v1/deployments/x", `not json`, "request body"},
 		{"POST", "/v1/deployments/x/scale", `{"pool":0}`, "pool must be at least 1, got 0"},
 		{"GET", "/v1/deployments/x/logs?tail=-1", ``, "tail must be a number"},
+		{"PUT", "/v1/deployments/x", spec(`{"binary":"BIN","topic":"a topic"}`), `topic "a topic": want 1-249 letters`},
+		{"PUT", "/v1/deployments/x", spec(`{"binary":"BIN","topic":"t","dead_letter":"t/dlq"}`), `dead-letter topic "t/dlq"`},
+		{"PUT", "/v1/deployments/x", spec(`{"binary":"BIN","topic":"t","group":"a group"}`), `consumer group "a group": want`},
+		{"PUT", "/v1/deployments/x?dry_run=maybe", spec(`{"binary":"BIN","topic":"t"}`), `dry_run must be 0 or 1`},
+		{"DELETE", "/v1/deployments/-x", ``, `name "-x": want 1-63`},
+		{"POST", "/v1/deployments/-x/scale", `{"pool":2}`, `name "-x": want 1-63`},
+		{"GET", "/v1/deployments/-x/logs", ``, `name "-x": want 1-63`},
 	} {
 		code, body := call(t, td.srv.URL, r.method, r.path, r.body, "")
 		var eb errorBody
@@ -367,18 +375,111 @@ func TestBadInputIs400AndChangesNothing(t *testing.T) {
 	}
 }
 
+// A deploy of a name that is deployed says so, with the spec it replaced
+// and whether the binary changed; a dry run answers the same and changes
+// nothing.
+func TestDeployReportsWhatItReplaces(t *testing.T) {
+	dir := t.TempDir()
+	td := startTest(t, dir, "")
+	v1 := writeBinary(t, "v1")
+	res, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: v1, Topic: "t"}, DeployParams{})
+	if err != nil || res.Previous != nil || res.BinaryChanged || res.DryRun || res.State != "running" {
+		t.Fatalf("first deploy: %+v %v", res, err)
+	}
+	if _, err := td.client.Scale(t.Context(), "hello", 4); err != nil {
+		t.Fatal(err)
+	}
+
+	v2 := writeBinary(t, "v2")
+	res, err = td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: v2, Topic: "t", Pool: 2}, DeployParams{DryRun: true})
+	if err != nil || res.Previous == nil || res.Previous.Pool != 4 || !res.BinaryChanged || !res.DryRun || res.Pool != 2 {
+		t.Fatalf("dry run: %+v %v", res, err)
+	}
+	if s, _ := td.engine.spec("hello"); s.Pool != 4 || readFile(t, s.Binary) != "v1" {
+		t.Errorf("the dry run changed what runs: %+v", s)
+	}
+	if got := readFile(t, filepath.Join(dir, "deployments", "hello.json")); !strings.Contains(got, `"pool": 4`) {
+		t.Errorf("the dry run changed the saved spec: %s", got)
+	}
+
+	res, err = td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: v1, Topic: "t"}, DeployParams{})
+	if err != nil || res.Previous == nil || res.Previous.Pool != 4 || res.BinaryChanged || res.Pool != 1 {
+		t.Errorf("same binary: %+v %v", res, err)
+	}
+	res, err = td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: v2, Topic: "t"}, DeployParams{})
+	if err != nil || res.Previous == nil || !res.BinaryChanged {
+		t.Errorf("new binary: %+v %v", res, err)
+	}
+	// A dry run of a new name is a dry run of a first deploy.
+	res, err = td.client.Deploy(t.Context(), restarter.Spec{Name: "other", Binary: v2, Topic: "t"}, DeployParams{DryRun: true})
+	if err != nil || res.Previous != nil || !res.DryRun || res.Group != "other" {
+		t.Errorf("dry run of a new name: %+v %v", res, err)
+	}
+	for _, p := range []string{"deployments/other.json", "bin/other"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the dry run wrote %s: %v", p, err)
+		}
+	}
+}
+
+// Two deployments in one consumer group split a topic's messages: the
+// daemon refuses that unless asked to share, and says why.
+func TestDeployRefusesASharedGroup(t *testing.T) {
+	td := startTest(t, t.TempDir(), "")
+	bin := writeBinary(t, "#!/bin/sh\n")
+	if _, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "greeter", Binary: bin, Topic: "names"}, DeployParams{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		spec restarter.Spec
+		want string
+	}{
+		{restarter.Spec{Name: "g1", Binary: bin, Topic: "names", Group: "greeter"},
+			`consumer group "greeter" is already deployment "greeter"'s: both would consume names and split its messages between them; ` +
+				"to share the group on purpose, pass --group greeter; for a consumer of its own, pass another --group"},
+		{restarter.Spec{Name: "g2", Binary: bin, Topic: "other", Group: "greeter"},
+			`consumer group "greeter" is already deployment "greeter"'s: deployments in one group rebalance together (greeter consumes names)`},
+		{restarter.Spec{Name: "greeter-2", Binary: bin, Topic: "names", Group: "greeter"}, `consumer group "greeter" is already deployment "greeter"'s`},
+	} {
+		for _, dry := range []bool{true, false} {
+			_, err := td.client.Deploy(t.Context(), c.spec, DeployParams{DryRun: dry})
+			var ae *APIError
+			if !errors.As(err, &ae) || ae.StatusCode != http.StatusConflict || !strings.HasPrefix(err.Error(), c.want) {
+				t.Errorf("%s (dry run %v): %v, want 409 starting %q", c.spec.Name, dry, err, c.want)
+			}
+		}
+		if _, ok := td.engine.spec(c.spec.Name); ok {
+			t.Errorf("%s was deployed", c.spec.Name)
+		}
+	}
+	// Its own group, or sharing on purpose, is fine; so is replacing the
+	// deployment that has the group.
+	for _, c := range []struct {
+		spec restarter.Spec
+		p    DeployParams
+	}{
+		{restarter.Spec{Name: "g1", Binary: bin, Topic: "names"}, DeployParams{}},
+		{restarter.Spec{Name: "g2", Binary: bin, Topic: "names", Group: "greeter"}, DeployParams{ShareGroup: true}},
+		{restarter.Spec{Name: "greeter", Binary: bin, Topic: "names", Pool: 2}, DeployParams{ShareGroup: true}},
+	} {
+		if _, err := td.client.Deploy(t.Context(), c.spec, c.p); err != nil {
+			t.Errorf("%s: %v", c.spec.Name, err)
+		}
+	}
+}
+
 // If the engine refuses a new version, the previous one stays, binary and
 // spec; a refused first version leaves nothing.
 func TestRefusedDeployKeepsThePreviousVersion(t *testing.T) {
 	dir := t.TempDir()
 	td := startTest(t, dir, "")
-	if _, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: writeBinary(t, "v1"), Topic: "t1"}); err != nil {
+	if _, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: writeBinary(t, "v1"), Topic: "t1"}, DeployParams{}); err != nil {
 		t.Fatal(err)
 	}
 	td.engine.refuse["hello"] = errors.New("told to refuse")
 	td.engine.refuse["new"] = errors.New("told to refuse")
 	var ae *APIError
-	_, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: writeBinary(t, "v2"), Topic: "t2"})
+	_, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: writeBinary(t, "v2"), Topic: "t2"}, DeployParams{})
 	if !errors.As(err, &ae) || ae.StatusCode != http.StatusInternalServerError || !strings.Contains(err.Error(), "told to refuse") {
 		t.Fatalf("deploy: %v", err)
 	}
@@ -388,7 +489,7 @@ func TestRefusedDeployKeepsThePreviousVersion(t *testing.T) {
 	if got := readFile(t, filepath.Join(dir, "deployments", "hello.json")); !strings.Contains(got, `"t1"`) {
 		t.Errorf("spec %s, want topic t1", got)
 	}
-	if _, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "new", Binary: writeBinary(t, "v1"), Topic: "t"}); err == nil {
+	if _, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "new", Binary: writeBinary(t, "v1"), Topic: "t"}, DeployParams{}); err == nil {
 		t.Fatal("deploy of a refused spec succeeded")
 	}
 	for _, p := range []string{"bin/new", "deployments/new.json", "bin/.hello.prev"} {
@@ -402,7 +503,7 @@ func TestRefusedDeployKeepsThePreviousVersion(t *testing.T) {
 	delete(td.engine.refuse, "hello")
 	td.engine.refuseTopic["t3"] = errors.New("cannot reach Kafka")
 	td.engine.stopFirst = true
-	if _, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: writeBinary(t, "v3"), Topic: "t3"}); err == nil {
+	if _, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: writeBinary(t, "v3"), Topic: "t3"}, DeployParams{}); err == nil {
 		t.Fatal("deploy of a refused spec succeeded")
 	}
 	if s, ok := td.engine.spec("hello"); !ok || s.Topic != "t1" || readFile(t, s.Binary) != "v1" {
@@ -506,7 +607,7 @@ func TestLockRefusesASecondDaemon(t *testing.T) {
 func TestMetricsPerDeployment(t *testing.T) {
 	td := startTest(t, t.TempDir(), "")
 	for _, name := range []string{"hello", "bye"} {
-		if _, err := td.client.Deploy(t.Context(), restarter.Spec{Name: name, Binary: writeBinary(t, "#!/bin/sh\n"), Topic: "t", Pool: 2}); err != nil {
+		if _, err := td.client.Deploy(t.Context(), restarter.Spec{Name: name, Binary: writeBinary(t, "#!/bin/sh\n"), Topic: "t", Pool: 2}, DeployParams{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -537,7 +638,7 @@ func TestMetricsPerDeployment(t *testing.T) {
 func TestStatusOverview(t *testing.T) {
 	dir := t.TempDir()
 	td := startTest(t, dir, "")
-	if _, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: writeBinary(t, "#!/bin/sh\n"), Topic: "t"}); err != nil {
+	if _, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: writeBinary(t, "#!/bin/sh\n"), Topic: "t"}, DeployParams{}); err != nil {
 		t.Fatal(err)
 	}
 	o, err := td.client.Status(t.Context())
@@ -558,7 +659,7 @@ func TestStatusOverview(t *testing.T) {
 func TestLogsTailAndFollow(t *testing.T) {
 	dir := t.TempDir()
 	td := startTest(t, dir, "")
-	if _, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: writeBinary(t, "#!/bin/sh\n"), Topic: "t"}); err != nil {
+	if _, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: writeBinary(t, "#!/bin/sh\n"), Topic: "t"}, DeployParams{}); err != nil {
 		t.Fatal(err)
 	}
 	// No output yet is no error.
@@ -609,6 +710,64 @@ func TestLogsTailAndFollow(t *testing.T) {
 	// Removing the deployment ends the stream.
 	if err := td.client.Remove(t.Context(), "hello"); err != nil {
 		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("follow: %v", err)
+	}
+}
+
+// Logs reads a deployment's log from the state directory with no daemon,
+// as the API does.
+func TestLogsWithoutADaemon(t *testing.T) {
+	dir := t.TempDir()
+	td := startTest(t, dir, "")
+	if _, err := td.client.Deploy(t.Context(), restarter.Spec{Name: "hello", Binary: writeBinary(t, "#!/bin/sh\n"), Topic: "t"}, DeployParams{}); err != nil {
+		t.Fatal(err)
+	}
+	td.stop()
+	var sb strings.Builder
+	if err := Logs(t.Context(), dir, "hello", 10, false, &sb); err != nil || sb.String() != "" {
+		t.Fatalf("no output yet: %v %q", err, sb.String())
+	}
+	path := filepath.Join(dir, "logs", "hello.log")
+	appendLog(t, path, "one\ntwo\nthree\n")
+	sb.Reset()
+	if err := Logs(t.Context(), dir, "hello", 2, false, &sb); err != nil || sb.String() != "two\nthree\n" {
+		t.Errorf("tail 2: %v %q", err, sb.String())
+	}
+	for name, want := range map[string]string{"nope": `no such deployment: "nope" in the state directory ` + dir, "../x": `name "../x": want`} {
+		err := Logs(t.Context(), dir, name, 10, false, &sb)
+		if err == nil || !strings.HasPrefix(err.Error(), want) || errors.Is(err, restarter.ErrNotFound) != (name == "nope") {
+			t.Errorf("%s: %v, want %q", name, err, want)
+		}
+	}
+
+	// Following ends when the deployment's files are removed, after the
+	// lines written before.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := Logs(ctx, dir, "hello", 1, true, pw)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	lines := bufio.NewScanner(pr)
+	if !lines.Scan() || lines.Text() != "three" {
+		t.Fatalf("first line %q %v", lines.Text(), lines.Err())
+	}
+	appendLog(t, path, "four\n")
+	if !lines.Scan() || lines.Text() != "four" {
+		t.Fatalf("appended line %q %v", lines.Text(), lines.Err())
+	}
+	for _, p := range []string{"deployments/hello.json", "logs/hello.log"} {
+		if err := os.Remove(filepath.Join(dir, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for lines.Scan() {
+		t.Errorf("unexpected line %q", lines.Text())
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("follow: %v", err)

@@ -1,16 +1,21 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/microfn/microfn/internal/kafka"
 	"github.com/microfn/microfn/restarter"
 )
 
@@ -32,43 +37,63 @@ var errStopped = statusErrorf(http.StatusServiceUnavailable, "the daemon is shut
 // deploy installs spec's binary, saves the spec and hands it to the
 // engine. spec.Binary is a path on this host; the copy in the state
 // directory is what runs. If the engine refuses the spec, the previous
-// version of the deployment (binary and spec) is put back.
-func (d *daemon) deploy(ctx context.Context, spec restarter.Spec) (restarter.Status, error) {
+// version of the deployment (binary and spec) is put back. With
+// p.DryRun it checks everything and answers what it would do, changing
+// nothing.
+func (d *daemon) deploy(ctx context.Context, spec restarter.Spec, p DeployParams) (DeployResult, error) {
 	src := spec.Binary
 	if !filepath.IsAbs(src) {
-		return restarter.Status{}, statusErrorf(http.StatusBadRequest, "binary %q: want an absolute path on the daemon's host", src)
+		return DeployResult{}, statusErrorf(http.StatusBadRequest, "binary %q: want an absolute path on the daemon's host", src)
 	}
 	// Validate before using the name in paths.
 	spec.Binary = d.state.binPath(spec.Name)
-	if err := spec.WithDefaults().Validate(); err != nil {
-		return restarter.Status{}, &statusError{http.StatusBadRequest, err}
+	if err := validate(spec); err != nil {
+		return DeployResult{}, &statusError{http.StatusBadRequest, err}
 	}
 
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
 	if d.stopped {
-		return restarter.Status{}, errStopped
+		return DeployResult{}, errStopped
 	}
-	in, err := openBinary(src)
-	if err != nil {
-		return restarter.Status{}, err
-	}
-	staged, err := d.state.stageBinary(spec.Name, in)
-	in.Close()
-	if err != nil {
-		return restarter.Status{}, fmt.Errorf("copy the binary: %w", err)
-	}
-	defer os.Remove(staged) // no-op once renamed into place
-
-	bin, backup := d.state.binPath(spec.Name), d.state.backupPath(spec.Name)
 	d.mu.Lock()
 	prev, hadPrev := d.specs[spec.Name]
 	d.mu.Unlock()
+	if !p.ShareGroup {
+		if err := d.checkGroup(spec); err != nil {
+			return DeployResult{}, err
+		}
+	}
+	in, err := openBinary(src)
+	if err != nil {
+		return DeployResult{}, err
+	}
+	defer in.Close()
+	bin, backup := d.state.binPath(spec.Name), d.state.backupPath(spec.Name)
+	res := DeployResult{DryRun: p.DryRun}
+	if hadPrev {
+		res.Previous = &prev
+		if res.BinaryChanged, err = differs(in, bin); err != nil {
+			return DeployResult{}, fmt.Errorf("compare the binary with the deployed one: %w", err)
+		}
+	}
+	if p.DryRun {
+		full := spec.WithDefaults()
+		res.Status = restarter.Status{Name: spec.Name, Topic: full.Topic, Group: full.Group, Pool: full.Pool, Spec: spec}
+		return res, nil
+	}
+
+	staged, err := d.state.stageBinary(spec.Name, in)
+	if err != nil {
+		return DeployResult{}, fmt.Errorf("copy the binary: %w", err)
+	}
+	defer os.Remove(staged) // no-op once renamed into place
+
 	// A link, not a rename: the running version may start processes until
 	// the engine has replaced it, so bin must exist throughout.
 	_ = os.Remove(backup)
 	if err := os.Link(bin, backup); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return restarter.Status{}, fmt.Errorf("keep the previous binary: %w", err)
+		return DeployResult{}, fmt.Errorf("keep the previous binary: %w", err)
 	}
 	rollback := func() {
 		if !hadPrev {
@@ -84,16 +109,16 @@ func (d *daemon) deploy(ctx context.Context, spec restarter.Spec) (restarter.Sta
 	}
 	if err := os.Rename(staged, bin); err != nil {
 		rollback()
-		return restarter.Status{}, fmt.Errorf("install the binary: %w", err)
+		return DeployResult{}, fmt.Errorf("install the binary: %w", err)
 	}
 	if err := d.state.saveSpec(spec); err != nil {
 		rollback()
-		return restarter.Status{}, fmt.Errorf("save the deployment: %w", err)
+		return DeployResult{}, fmt.Errorf("save the deployment: %w", err)
 	}
 	if err := d.engine.Deploy(ctx, spec); err != nil {
 		rollback()
 		d.restart(ctx, prev, hadPrev)
-		return restarter.Status{}, fmt.Errorf("deploy %s: %w", spec.Name, err)
+		return DeployResult{}, fmt.Errorf("deploy %s: %w", spec.Name, err)
 	}
 	_ = os.Remove(backup)
 
@@ -101,7 +126,71 @@ func (d *daemon) deploy(ctx context.Context, spec restarter.Spec) (restarter.Sta
 	d.specs[spec.Name] = spec
 	delete(d.failed, spec.Name)
 	d.mu.Unlock()
-	return d.statusOf(spec), nil
+	res.Status = d.statusOf(spec)
+	return res, nil
+}
+
+// validate checks a spec as the engine will, and its topics and group as
+// Kafka will, so a name Kafka would refuse is refused here with a reason.
+func validate(spec restarter.Spec) error {
+	full := spec.WithDefaults()
+	if err := full.Validate(); err != nil {
+		return err
+	}
+	if err := kafka.ValidateTopic(full.Topic); err != nil {
+		return err
+	}
+	if err := kafka.ValidateTopic(full.DeadLetter); err != nil {
+		return fmt.Errorf("dead-letter %w", err)
+	}
+	return kafka.ValidateGroup(full.Group)
+}
+
+// checkGroup refuses a spec whose consumer group another deployment has:
+// members of one group split a topic's partitions, so each would see only
+// part of the messages. A deploy that names the group on purpose passes
+// DeployParams.ShareGroup instead.
+func (d *daemon) checkGroup(spec restarter.Spec) error {
+	group, topic := spec.WithDefaults().Group, spec.Topic
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, name := range slices.Sorted(maps.Keys(d.specs)) {
+		other := d.specs[name].WithDefaults()
+		if name == spec.Name || other.Group != group {
+			continue
+		}
+		why := fmt.Sprintf("both would consume %s and split its messages between them", topic)
+		if other.Topic != topic {
+			why = fmt.Sprintf("deployments in one group rebalance together (%s consumes %s)", name, other.Topic)
+		}
+		return statusErrorf(http.StatusConflict, "consumer group %q is already deployment %q's: %s; "+
+			"to share the group on purpose, pass --group %s; for a consumer of its own, pass another --group",
+			group, name, why, group)
+	}
+	return nil
+}
+
+// differs reports whether the file at path has other content than f,
+// whose offset it leaves at the start. A missing path differs.
+func differs(f *os.File, path string) (bool, error) {
+	old, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	} else if err != nil {
+		return false, err
+	}
+	defer old.Close()
+	a, b := sha256.New(), sha256.New()
+	if _, err := io.Copy(a, f); err != nil {
+		return false, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return false, err
+	}
+	if _, err := io.Copy(b, old); err != nil {
+		return false, err
+	}
+	return !bytes.Equal(a.Sum(nil), b.Sum(nil)), nil
 }
 
 // openBinary opens the file a deploy request names; what is wrong with it
@@ -138,7 +227,7 @@ func (d *daemon) restart(ctx context.Context, prev restarter.Spec, hadPrev bool)
 	}
 }
 
-// remove stops a deployment and deletes its spec and binary.
+// remove stops a deployment and deletes its spec, binary and log.
 func (d *daemon) remove(ctx context.Context, name string) error {
 	d.opMu.Lock()
 	defer d.opMu.Unlock()

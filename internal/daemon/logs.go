@@ -1,13 +1,17 @@
 package daemon
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/microfn/microfn/restarter"
 )
 
 // DefaultLogTail is how many lines of a log the API sends when the
@@ -40,74 +44,123 @@ func (d *daemon) handleLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		follow = b
 	}
+	if err := checkName(name); err != nil {
+		writeError(w, err)
+		return
+	}
 	// Only known names reach the file system, so a name is never a path.
 	if !d.known(name) {
 		writeError(w, notFound(name))
 		return
 	}
 	path := d.state.logPath(name)
-	f, err := os.Open(path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) { // not there yet: no output so far
+	f, err := openLog(path, tail)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	if follow {
+		_ = rc.Flush() // the client sees the answer start even before any output
+	}
+	alive := func() bool { return d.known(name) }
+	_ = streamLog(r.Context(), path, f, follow, d.logPoll, alive, w, rc.Flush)
+}
+
+// Logs writes the last tail lines of deployment name's log in the state
+// directory root to w, as GET /v1/deployments/{name}/logs does but with
+// no daemon: the log is a file. With follow it then writes what is
+// appended until ctx is done or the deployment is removed. A name that is
+// neither deployed nor has a log is restarter.ErrNotFound.
+func Logs(ctx context.Context, root, name string, tail int, follow bool, w io.Writer) error {
+	if err := restarter.ValidateName(name); err != nil {
+		return err
+	}
+	s := &stateDir{root: root}
+	deployed := func() bool { _, err := os.Stat(s.specPath(name)); return err == nil }
+	path := s.logPath(name)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && !deployed() {
+		return fmt.Errorf("%w: %q in the state directory %s", restarter.ErrNotFound, name, root)
+	}
+	f, err := openLog(path, tail)
+	if err != nil {
+		return err
+	}
+	return streamLog(ctx, path, f, follow, fileLogPoll, deployed, w, func() error { return nil })
+}
+
+// fileLogPoll is how often Logs looks for appended output.
+const fileLogPoll = 250 * time.Millisecond
+
+// openLog opens the log at path positioned at its last tail lines; nil,
+// nil when there is no log yet (no output so far).
+func openLog(path string, tail int) (*os.File, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	start, err := lastLines(f, tail)
+	if err == nil {
+		_, err = f.Seek(start, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// streamLog copies f (nil: no log yet) to w and, with follow, keeps
+// copying what is appended to path, across its appearing, truncation or
+// replacement, every poll until ctx is done or alive reports false. flush
+// follows every write.
+func streamLog(ctx context.Context, path string, f *os.File, follow bool, poll time.Duration, alive func() bool, w io.Writer, flush func() error) error {
 	defer func() {
 		if f != nil {
 			f.Close()
 		}
 	}()
-	if f != nil {
-		start, err := lastLines(f, tail)
-		if err == nil {
-			_, err = f.Seek(start, io.SeekStart)
-		}
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-	}
-
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
 	send := func() error {
 		if f == nil {
 			return nil
 		}
 		n, err := io.Copy(w, f)
 		if n > 0 {
-			if ferr := rc.Flush(); err == nil {
+			if ferr := flush(); err == nil {
 				err = ferr
 			}
 		}
 		return err
 	}
 	if err := send(); err != nil || !follow {
-		return
+		return err
 	}
-	_ = rc.Flush() // the client sees the answer start even before any output
-
-	tick := time.NewTicker(d.logPoll)
+	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	for {
 		select {
-		case <-r.Context().Done():
-			return
+		case <-ctx.Done():
+			return nil
 		case <-tick.C:
 		}
-		if !d.known(name) {
-			return
+		if !alive() {
+			return send()
 		}
 		// Drain the file before reopen may switch to a new one.
 		if err := send(); err != nil {
-			return
+			return err
 		}
+		var err error
 		if f, err = reopen(path, f); err != nil {
-			return
+			return err
 		}
 		if err := send(); err != nil {
-			return
+			return err
 		}
 	}
 }

@@ -135,11 +135,11 @@ func (s *stateDir) stageBinary(name string, in io.Reader) (string, error) {
 	return f.Name(), nil
 }
 
-// removeDeployment deletes a deployment's spec file and binary; its log
-// stays, for a post-mortem.
+// removeDeployment deletes a deployment's spec file, binary and log, so
+// that a later deployment of the same name starts with none of it.
 func (s *stateDir) removeDeployment(name string) error {
 	var errs []error
-	for _, p := range []string{s.specPath(name), s.binPath(name), s.backupPath(name)} {
+	for _, p := range []string{s.specPath(name), s.binPath(name), s.backupPath(name), s.logPath(name)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}

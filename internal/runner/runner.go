@@ -101,7 +101,7 @@ func start(c Config, stdin io.Reader) (*Proc, error) {
 	cmd := exec.Command(c.Binary, c.Args...)
 	cmd.Env = slices.Clip(c.Env) // appends below must not share the caller's array
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	// The tail goes into the dead letter's fn_stderr header.
+	// The tail of stderr goes into the dead letter's fn_stderr header.
 	p := &Proc{cfg: c, cmd: cmd, tail: &tailBuffer{max: delivery.MaxHeader - len(elision)}, done: make(chan struct{})}
 
 	var childEnds []*os.File
@@ -123,19 +123,30 @@ func start(c Config, stdin io.Reader) (*Proc, error) {
 	} else {
 		cmd.Stdin = stdin
 	}
-	logR, logW, err := os.Pipe()
+	// Separate pipes, so that only stderr reaches fn_stderr; both go to
+	// the log, each line marked with its stream.
+	stdoutR, stdoutW, err := os.Pipe()
 	if err != nil {
 		p.closePipes()
 		closeAll(childEnds)
 		return nil, err
 	}
-	cmd.Stdout, cmd.Stderr = logW, logW
-	childEnds = append(childEnds, logW)
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		stdoutR.Close()
+		stdoutW.Close()
+		p.closePipes()
+		closeAll(childEnds)
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = stdoutW, stderrW
+	childEnds = append(childEnds, stdoutW, stderrW)
 
 	err = cmd.Start()
 	closeAll(childEnds) // the child has its copies; ours would hide EOF
 	if err != nil {
-		logR.Close()
+		stdoutR.Close()
+		stderrR.Close()
 		p.closePipes()
 		return nil, fmt.Errorf("start %s: %w", c.Binary, err)
 	}
@@ -150,10 +161,15 @@ func start(c Config, stdin io.Reader) (*Proc, error) {
 			p.kill(syscall.SIGKILL)
 		}
 	}
-	copied := make(chan struct{})
+	var copied sync.WaitGroup
+	copied.Add(2)
 	go func() {
-		p.copyOutput(logR)
-		close(copied)
+		defer copied.Done()
+		p.copyOutput(stdoutR, "stdout", nil)
+	}()
+	go func() {
+		defer copied.Done()
+		p.copyOutput(stderrR, "stderr", p.tail)
 	}()
 	go func() {
 		// Once the function has exited, nothing it started may outlive it:
@@ -167,7 +183,7 @@ func start(c Config, stdin io.Reader) (*Proc, error) {
 			}
 		}
 		p.kill(syscall.SIGKILL)
-		<-copied
+		copied.Wait()
 		p.reapMu.Lock()
 		_ = cmd.Wait()
 		p.reaped = true
@@ -413,24 +429,27 @@ func overMemory(e *delivery.Exit, limit int64) bool {
 	return e.MaxRSS >= limit*3/4
 }
 
-// copyOutput copies the process's stdout and stderr to the log, each line
-// prefixed with the invocation, keeping a tail for dead letters.
-func (p *Proc) copyOutput(r *os.File) {
+// copyOutput copies one output stream of the process to the log, each
+// line prefixed with the time, the invocation and the stream's name, and
+// to tail (unless nil), which keeps what dead letters carry.
+func (p *Proc) copyOutput(r *os.File, stream string, tail *tailBuffer) {
 	defer r.Close()
 	w := p.cfg.Log
 	br := newLineReader(r)
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
-			p.tail.Write(line)
+			if tail != nil {
+				tail.Write(line)
+			}
 			if w != nil {
 				label := "pid=" + strconv.Itoa(p.pid)
 				if l := p.label.Load(); l != nil {
 					label = *l
 				}
-				buf := make([]byte, 0, len(label)+len(line)+40)
+				buf := make([]byte, 0, len(label)+len(stream)+len(line)+40)
 				buf = time.Now().UTC().AppendFormat(buf, "2006-01-02T15:04:05.000Z ")
-				buf = append(append(buf, label...), " | "...)
+				buf = append(append(append(append(buf, label...), ' '), stream...), " | "...)
 				buf = append(buf, line...)
 				if buf[len(buf)-1] != '\n' {
 					buf = append(buf, '\n')

@@ -5,7 +5,7 @@
 // With TESTFN_CRASH_AT_START=1 the binary exits with code 3 before it
 // declares anything: a crash loop at start-up. With TESTFN_JSON=1 its
 // subscriber decodes a JSON payload ({"cmd": "ok"}) instead of taking the
-// raw value.
+// raw value. TESTFN_TIMEOUT declares another timeout than 10s.
 package main
 
 import (
@@ -23,7 +23,11 @@ func main() {
 		os.Exit(3)
 	}
 	// The tests choose the topic and attempts with FN_TOPIC and FN_MAX_ATTEMPTS.
-	opts := []fn.Option{fn.MaxAttempts(3), fn.Timeout(10 * time.Second)}
+	timeout := 10 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("TESTFN_TIMEOUT")); err == nil {
+		timeout = d
+	}
+	opts := []fn.Option{fn.MaxAttempts(3), fn.Timeout(timeout)}
 	if os.Getenv("TESTFN_JSON") == "1" {
 		fn.Subscribe("testfn", "testfn", testfn.JSONHandler(os.Getenv("TESTFN_LOG")), opts...)
 	} else {
