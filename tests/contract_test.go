@@ -82,6 +82,8 @@ const (
 // observation is what became of the message, as seen from outside.
 type observation struct {
 	invocations int    // handler calls (process hosts: started invocations)
+	// beforeRestart is how many had started when the host was restarted.
+	beforeRestart int
 	outcome     string // "ack" or "dead-letter"
 	// From the dead letter's headers.
 	reason, failure, attempts, exitCode string
@@ -201,7 +203,7 @@ var behaviours = []behaviour{
 			}
 			// Counted in memory: after the restart the message starts again
 			// at its first attempt.
-			wantOutcome(t, o, "dead-letter", "exhausted", "error", 3, 4)
+			wantOutcome(t, o, "dead-letter", "exhausted", "error", 3, o.beforeRestart+3)
 		}},
 }
 
@@ -247,6 +249,9 @@ type brokerRun struct {
 
 	partition int32
 	offset    int64
+	// beforeRestart is how many invocations had started when the host
+	// was stopped to be started again.
+	beforeRestart int
 
 	eventsFault, dlqFault *produceFault
 }
@@ -297,6 +302,7 @@ func (r *brokerRun) drive(f contractFeatures, start func() (stop func())) observ
 			r.waitInvocations(1)
 		}
 		stop()
+		r.beforeRestart = len(readLog(t, r.logPath))
 		stop = start()
 	}
 	for _, f := range []*produceFault{r.eventsFault, r.dlqFault} {
@@ -369,7 +375,7 @@ func (r *brokerRun) waitInvocations(n int) {
 }
 
 func (r *brokerRun) observe() observation {
-	o := observation{invocations: len(readLog(r.t, r.logPath)), outcome: "ack"}
+	o := observation{invocations: len(readLog(r.t, r.logPath)), outcome: "ack", beforeRestart: r.beforeRestart}
 	if dls := readTopic(r.t, r.env, r.dlq); len(dls) > 0 {
 		if len(dls) != 1 {
 			r.t.Fatalf("%d dead letters, want at most one", len(dls))
