@@ -17,6 +17,8 @@ type BrokerOptions struct {
 	DataDir    string
 	Memory     bool
 	Partitions int
+	Sync       bool
+	Recover    bool
 }
 
 func newCmdBroker(streams IO, run func(context.Context, BrokerOptions) error) *cobra.Command {
@@ -30,9 +32,15 @@ func newCmdBroker(streams IO, run func(context.Context, BrokerOptions) error) *c
 		Long: `Run the embedded Kafka-protocol broker (franz-go's kfake) until interrupted.
 
 Any Kafka client can use it. Topics are created on first use with
---partitions partitions. Records and committed offsets are kept in --data
-(default: the broker/ folder of the state directory, $FN_STATE or
-~/.local/state/microfn) and survive a restart.`,
+--partitions partitions. Topics, records and committed offsets are kept in
+--data (default: the broker/ folder of the state directory, $FN_STATE or
+~/.local/state/microfn). Everything it acknowledged survives a restart and a
+crash of its process (kill -9); with --sync it also survives a power loss,
+at the cost of an fsync per produced batch and per commit.
+
+It refuses to start when --data holds records of a topic it has no record
+of, as an earlier version could leave after a crash; --recover creates
+such topics again so that their records are served.`,
 		Args: rangeArgs(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.Partitions < 1 {
@@ -48,17 +56,23 @@ Any Kafka client can use it. Topics are created on first use with
 	cmd.Flags().StringVar(&opts.DataDir, "data", "", "data directory (default $FN_STATE/broker)")
 	cmd.Flags().BoolVar(&opts.Memory, "memory", false, "keep nothing on disk")
 	cmd.Flags().IntVar(&opts.Partitions, "partitions", broker.DefaultPartitions, "partitions of topics created on first use")
+	cmd.Flags().BoolVar(&opts.Sync, "sync", false, "fsync every produced batch and commit (survives power loss; slower)")
+	cmd.Flags().BoolVar(&opts.Recover, "recover", false, "serve records found in --data for topics the broker has no record of")
 	return cmd
 }
 
 func runBroker(ctx context.Context, opts BrokerOptions) error {
-	e, err := broker.StartEmbedded(broker.EmbeddedConfig{Listen: opts.Listen, DataDir: opts.DataDir, Partitions: opts.Partitions})
+	e, err := broker.StartEmbedded(broker.EmbeddedConfig{Listen: opts.Listen, DataDir: opts.DataDir,
+		Partitions: opts.Partitions, SyncWrites: opts.Sync, Recover: opts.Recover})
 	if err != nil {
 		return err
 	}
 	where := "in memory"
 	if opts.DataDir != "" {
 		where = "data in " + opts.DataDir
+		if opts.Sync {
+			where += ", fsync per write"
+		}
 	}
 	fmt.Fprintf(opts.IO.Err, "embedded Kafka-protocol broker listening on %s (%s)\n", e.Addr(), where)
 	<-ctx.Done()

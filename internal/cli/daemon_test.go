@@ -32,11 +32,11 @@ func TestUpFlags(t *testing.T) {
 	if err := parse(t, newCmdUp(IO{}, run)); err != nil {
 		t.Fatal(err)
 	}
-	if got.StateDir != "/state" || got.Brokers != "" || got.BrokerListen != "127.0.0.1:9092" || got.Listen != "127.0.0.1:7077" || got.Token != "" {
+	if got.StateDir != "/state" || got.Brokers != "" || got.BrokerListen != "127.0.0.1:9092" || got.Listen != "127.0.0.1:7077" || got.Token != "" || got.BrokerSync {
 		t.Errorf("defaults %+v", got)
 	}
-	err := parse(t, newCmdUp(IO{}, run), "--state", "/s", "--brokers", "k:9092", "--broker-listen", "127.0.0.1:1", "--listen", "0.0.0.0:2", "--token", "t")
-	if err != nil || got.StateDir != "/s" || got.Brokers != "k:9092" || got.BrokerListen != "127.0.0.1:1" || got.Listen != "0.0.0.0:2" || got.Token != "t" {
+	err := parse(t, newCmdUp(IO{}, run), "--state", "/s", "--brokers", "k:9092", "--broker-listen", "127.0.0.1:1", "--listen", "0.0.0.0:2", "--token", "t", "--sync")
+	if err != nil || got.StateDir != "/s" || got.Brokers != "k:9092" || got.BrokerListen != "127.0.0.1:1" || got.Listen != "0.0.0.0:2" || got.Token != "t" || !got.BrokerSync {
 		t.Errorf("err %v, options %+v", err, got)
 	}
 }
