@@ -16,6 +16,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/internal/testenv"
 )
 
 // proc is a long-running fnctl command (broker or daemon) that the test
@@ -97,6 +98,22 @@ func (p *proc) kill9() {
 		p.t.Fatal(err)
 	}
 	<-p.exited
+}
+
+// stop stops the process with SIGTERM and waits until it has exited 0.
+func (p *proc) stop() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(settle):
+		p.t.Fatalf("no exit within %v of SIGTERM\n%s", settle, p.stderr)
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		p.t.Fatalf("exit code %d after SIGTERM\n%s", code, p.stderr)
+	}
 }
 
 // kcatProduce produces lines ("key:value") with acks=all and fails unless
@@ -230,3 +247,156 @@ func checkBrokerKept(t *testing.T, kc, addr string, want map[string][]string, ro
 		}
 	})
 }
+
+// upEmbedded is `fnctl up` with its embedded broker, restartable on the
+// same state directory and ports.
+type upEmbedded struct {
+	t                   *testing.T
+	fnctl, state        string
+	brokerAddr, apiAddr string
+	proc                *proc
+}
+
+func (u *upEmbedded) start() {
+	u.t.Helper()
+	u.proc = startProc(u.t, "API on", u.fnctl, "up", "--state", u.state, "--broker-listen", u.brokerAddr, "--listen", u.apiAddr)
+}
+
+func (u *upEmbedded) ctl(args ...string) string {
+	u.t.Helper()
+	r := run(u.t, settle, u.fnctl, []string{"FN_SERVER=" + u.apiAddr}, args...)
+	if r.code != 0 {
+		u.t.Fatalf("fnctl %v: exit %d\n%s", args, r.code, r.stderr)
+	}
+	return r.stdout
+}
+
+// children lists the pids whose parent is pid.
+func children(t *testing.T, pid int) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range ents {
+		var c int
+		if _, err := fmt.Sscan(e.Name(), &c); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		var state string
+		var ppid int
+		if i < 0 {
+			continue
+		}
+		if _, err := fmt.Sscan(s[i+1:], &state, &ppid); err == nil && ppid == pid {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// keyOverlaps lists keys two of whose invocations ran at the same time.
+func keyOverlaps(rep *report) []string {
+	byKey := map[string][]invocation{}
+	for _, inv := range rep.invs {
+		if inv.key != "" && inv.end != 0 {
+			byKey[inv.key] = append(byKey[inv.key], inv)
+		}
+	}
+	var out []string
+	for key, invs := range byKey {
+		slices.SortFunc(invs, func(a, b invocation) int { return int(a.start - b.start) })
+		for i := 1; i < len(invs); i++ {
+			if invs[i].start < invs[i-1].end {
+				out = append(out, key)
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// fnctl up with its embedded broker, killed -9 under keyed load at varied
+// moments and restarted each time (once stopped cleanly instead): every
+// published message is handled, at most the messages in flight at each
+// kill run twice, no two messages of a key run at once, no function
+// process outlives the daemon, and after every restart the waiting
+// messages start within seconds. Before the broker recorded topics
+// created on first use, the first kill lost the waiting messages, and
+// messages published after it stalled.
+func TestDaemonEmbeddedBrokerSurvivesKill9(t *testing.T) {
+	fnctl := build(t, "cmd/fnctl")
+	u := &upEmbedded{t: t, fnctl: fnctl, state: t.TempDir(), brokerAddr: freePort(t), apiAddr: freePort(t)}
+	topic := "orders"
+	r := &rig{t: t, env: &testenv.Env{Kind: "fnctl up", Brokers: u.brokerAddr}, bin: build(t, "tests/testfn", "microfn_lean"),
+		topic: topic, logPath: filepath.Join(t.TempDir(), "log")}
+	const pool = 4
+	// Messages handled since the last restart when the daemon is killed
+	// (stopped with SIGTERM when negative).
+	moments := []int{25, 1, 60, -20, 7, 40, 3, 90, 15}
+	perRound := 40
+	if testing.Short() {
+		moments = moments[:6]
+		perRound = 20
+	}
+	kills := 0
+	u.start()
+	u.ctl("deploy", r.bin, "--name", "crash", "--topic", topic, "--pool", fmt.Sprint(pool), "--env", "TESTFN_LOG="+r.logPath)
+	for k, moment := range moments {
+		// More than will be handled before the kill: messages wait
+		// across it.
+		r.publish("sleep=10ms", abs(moment)+perRound, 16)
+		before := len(analyse(readLogAll(t, r.logPath)).finished)
+		r.waitFor(settle, fmt.Sprintf("%d messages handled before stop %d", abs(moment), k+1), func(rep *report) bool {
+			return len(rep.finished) >= before+abs(moment)
+		}, nil)
+		pids := children(t, u.proc.cmd.Process.Pid)
+		if len(pids) == 0 {
+			t.Fatalf("stop %d: the daemon has no function processes", k+1)
+		}
+		how := "kill -9"
+		if moment < 0 {
+			how = "SIGTERM"
+			u.proc.stop()
+		} else {
+			kills++
+			u.proc.kill9()
+		}
+		waitGone(t, pids...) // no function process outlives the daemon
+
+		restarted := time.Now().UnixNano()
+		u.start()
+		// A stall (nothing handled for minutes) must not pass: a restart
+		// takes well under a second here.
+		const resumeWithin = 30 * time.Second
+		rep := r.waitFor(resumeWithin, fmt.Sprintf("waiting message started after %s #%d (a stall)", how, k+1), func(rep *report) bool {
+			return len(rep.invs) > 0 && rep.invs[len(rep.invs)-1].start > restarted
+		}, nil)
+		first := rep.invs[len(rep.invs)-1].start
+		for _, inv := range rep.invs {
+			if inv.start > restarted {
+				first = min(first, inv.start)
+			}
+		}
+		t.Logf("%s after %d handled: the first waiting message started %v after the restart began",
+			how, abs(moment), time.Duration(first-restarted).Round(time.Millisecond))
+	}
+	rep := r.waitFor(settle, "every message handled", r.allFinished, nil)
+	if dups := duplicates(rep); len(dups) > kills*pool {
+		t.Errorf("%d messages ran twice, more than %d kills × pool %d: %v", len(dups), kills, pool, dups)
+	}
+	if o := keyOverlaps(rep); len(o) > 0 {
+		t.Errorf("keys with two messages running at once: %v", o)
+	}
+	t.Logf("%s, %d duplicates after %d kills", rep, len(duplicates(rep)), kills)
+}
+
+func abs(n int) int { return max(n, -n) }
