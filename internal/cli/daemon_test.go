@@ -42,6 +42,21 @@ func TestUpFlags(t *testing.T) {
 	}
 }
 
+func TestBrokerFlags(t *testing.T) {
+	t.Setenv("FN_STATE", "/state")
+	var got BrokerOptions
+	run := func(_ context.Context, o BrokerOptions) error { got = o; return nil }
+	if err := parse(t, newCmdBroker(IO{}, run)); err != nil {
+		t.Fatal(err)
+	}
+	if got.DataDir != "/state/broker" || got.Listen != "127.0.0.1:9092" || got.Partitions != 4 || got.Sync || got.Recover {
+		t.Errorf("defaults %+v", got)
+	}
+	if err := parse(t, newCmdBroker(IO{}, run), "--data", "/d", "--sync", "--recover"); err != nil || got.DataDir != "/d" || !got.Sync || !got.Recover {
+		t.Errorf("err %v, options %+v", err, got)
+	}
+}
+
 func TestUpReadyLine(t *testing.T) {
 	for _, c := range []struct {
 		r    daemon.Ready
