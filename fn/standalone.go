@@ -13,6 +13,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/microfn/microfn/internal/attempts"
+	"github.com/microfn/microfn/internal/holes"
 	"github.com/microfn/microfn/internal/kafka"
 )
 
@@ -102,7 +103,31 @@ type oneShot struct {
 
 func (s *oneShot) Setup(sess sarama.ConsumerGroupSession) error {
 	s.log.Info("joined; waiting for a message", "group", s.f.spec.group, "generation", sess.GenerationID())
+	s.reportHoles(sess.Claims()[s.f.topic])
 	return nil
+}
+
+// reportHoles logs the claimed partitions whose log no longer holds the
+// group's committed position. sarama goes on from the oldest record
+// without a word.
+func (s *oneShot) reportHoles(partitions []int32) {
+	if len(partitions) == 0 {
+		return
+	}
+	pos, err := kafka.Positions(s.client, s.f.spec.group, s.f.topic, partitions)
+	if err != nil {
+		s.log.Warn("cannot check the partitions' logs for holes", "err", err)
+		return
+	}
+	var found []holes.Hole
+	for _, p := range pos {
+		if h, ok := holes.Check(p); ok {
+			found = append(found, h)
+		}
+	}
+	if len(found) > 0 {
+		s.log.Error("records the group had not processed are gone; going on from the oldest record", "holes", holes.Describe(found))
+	}
 }
 
 func (s *oneShot) Cleanup(sarama.ConsumerGroupSession) error { return nil }
@@ -129,7 +154,7 @@ func (s *oneShot) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 func (s *oneShot) handle(sess sarama.ConsumerGroupSession, km *sarama.ConsumerMessage) int {
 	f := s.f
 	log := s.log.With("partition", km.Partition, "offset", km.Offset)
-	meta, err := s.fetchMetadata(km.Topic, km.Partition)
+	meta, err := s.fetchMetadata(km.Topic, km.Partition, km.Offset)
 	if err != nil {
 		log.Error("read attempt count", "err", err)
 		return ExitBroker
@@ -198,10 +223,12 @@ func (s *oneShot) handle(sess sarama.ConsumerGroupSession, km *sarama.ConsumerMe
 }
 
 // fetchMetadata reads the metadata of the partition's committed offset:
-// failure records and finished offsets.
-func (s *oneShot) fetchMetadata(topic string, partition int32) (string, error) {
+// failure records and finished offsets. None applies to a message below
+// the committed offset: that was past the log's end (a hole) and the
+// consumer reset, so the metadata speaks of records that are gone.
+func (s *oneShot) fetchMetadata(topic string, partition int32, offset int64) (string, error) {
 	c, err := kafka.FetchCommitted(s.client, s.f.spec.group, topic, []int32{partition})
-	if err != nil {
+	if err != nil || offset < c[partition].Offset {
 		return "", err
 	}
 	return c[partition].Metadata, nil

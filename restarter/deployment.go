@@ -70,6 +70,8 @@ type deployment struct {
 
 	processed, failed, deadLettered atomic.Int64
 	inflight                        atomic.Int64
+
+	holes holeWatch
 }
 
 func newDeployment(e *Engine, s Spec) (*deployment, error) {
@@ -169,13 +171,14 @@ func (d *deployment) run(ctx context.Context) {
 	d.closeLog()
 }
 
-// Setup reads the committed metadata (attempt counts) of the claimed
-// partitions and starts tracking them.
+// Setup starts a session: it checks the claimed partitions for holes
+// before any is consumed.
 func (d *deployment) Setup(sess sarama.ConsumerGroupSession) error {
 	d.mu.Lock()
 	d.sess = sess
 	d.mu.Unlock()
 	d.log.Info("partitions assigned", "generation", sess.GenerationID(), "partitions", sess.Claims()[d.spec.Topic])
+	d.checkHoles(sess)
 	return nil
 }
 
@@ -580,6 +583,7 @@ func (d *deployment) commitParts(sess sarama.ConsumerGroupSession, parts ...*par
 	for i, ps := range owners {
 		ps.committedAt(cs[i])
 	}
+	d.holes.noteCommitted(cs)
 }
 
 func (d *deployment) status() Status {
@@ -587,6 +591,7 @@ func (d *deployment) status() Status {
 		InFlight: int(d.inflight.Load()), Processed: d.processed.Load(), Failed: d.failed.Load(),
 		DeadLettered: d.deadLettered.Load(), Spec: d.spec}
 	s.Warm, s.Restarts, s.State, s.Reason = d.pool.state()
+	d.holes.apply(&s)
 	d.mu.Lock()
 	for _, ps := range d.parts {
 		s.Lag += ps.lag()

@@ -13,6 +13,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/rcrowley/go-metrics"
+
+	"github.com/microfn/microfn/internal/holes"
 )
 
 // DefaultBrokers is where microfn looks for Kafka when nothing else is
@@ -217,6 +219,27 @@ func FetchCommitted(client sarama.Client, group, topic string, partitions []int3
 			c.Offset, c.Metadata = b.Offset, b.Metadata
 		}
 		out[p] = c
+	}
+	return out, nil
+}
+
+// Positions reads what holes.Check compares for the partitions of topic:
+// the group's committed offsets and each log's first and end offsets.
+func Positions(client sarama.Client, group, topic string, partitions []int32) ([]holes.Position, error) {
+	committed, err := FetchCommitted(client, group, topic, partitions)
+	if err != nil {
+		return nil, fmt.Errorf("committed offsets of %s: %w", topic, err)
+	}
+	out := make([]holes.Position, 0, len(partitions))
+	for _, p := range partitions {
+		pos := holes.Position{Topic: topic, Partition: p, Committed: committed[p].Offset}
+		if pos.LogStart, err = client.GetOffset(topic, p, sarama.OffsetOldest); err != nil {
+			return nil, fmt.Errorf("log start of %s/%d: %w", topic, p, err)
+		}
+		if pos.LogEnd, err = client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
+			return nil, fmt.Errorf("log end of %s/%d: %w", topic, p, err)
+		}
+		out = append(out, pos)
 	}
 	return out, nil
 }
