@@ -11,6 +11,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/microfn/microfn/internal/delivery"
+	"github.com/microfn/microfn/internal/holes"
 	"github.com/microfn/microfn/internal/kafka"
 )
 
@@ -89,7 +90,31 @@ func (s *saramaSession) Setup(sess sarama.ConsumerGroupSession) error {
 	s.sess = sess
 	s.mu.Unlock()
 	s.log.Info("joined; waiting for a message", "group", s.gid, "generation", sess.GenerationID())
+	s.reportHoles(sess.Claims()[s.topic])
 	return nil
+}
+
+// reportHoles logs the claimed partitions whose log no longer holds the
+// group's committed position. sarama goes on from the oldest record
+// without a word.
+func (s *saramaSession) reportHoles(partitions []int32) {
+	if len(partitions) == 0 {
+		return
+	}
+	pos, err := kafka.Positions(s.client, s.gid, s.topic, partitions)
+	if err != nil {
+		s.log.Warn("cannot check the partitions' logs for holes", "err", err)
+		return
+	}
+	var found []holes.Hole
+	for _, p := range pos {
+		if h, ok := holes.Check(p); ok {
+			found = append(found, h)
+		}
+	}
+	if len(found) > 0 {
+		s.log.Error("records the group had not processed are gone; going on from the oldest record", "holes", holes.Describe(found))
+	}
 }
 
 func (s *saramaSession) Cleanup(sarama.ConsumerGroupSession) error { return nil }

@@ -93,10 +93,16 @@ type oneShot struct {
 // (ctx) while the handler runs lets it finish and commit; it only cuts
 // short the waits: a retry's backoff and publishing again.
 func (o *oneShot) handle(ctx context.Context, m *Message) int {
-	_, meta, err := o.s.Committed(m.Partition)
+	committed, meta, err := o.s.Committed(m.Partition)
 	if err != nil {
 		o.log.Error("read the attempt count", "err", err)
 		return fnproto.ExitBroker
+	}
+	if m.Offset < committed {
+		// The committed offset was past the log's end and the consumer
+		// went back to the oldest record (a hole): the metadata speaks of
+		// records that are gone, whose offsets new records reuse.
+		meta = ""
 	}
 	// Offsets the restarter finished above its watermark stay recorded in
 	// our commits, so that nobody runs them again.

@@ -58,6 +58,8 @@ type deployment struct {
 
 	processed, failed, deadLettered atomic.Int64
 	inflight                        atomic.Int64
+
+	holes holeWatch
 }
 
 func newDeployment(e *Engine, s Spec) (*deployment, error) {
@@ -110,7 +112,11 @@ func newDeployment(e *Engine, s Spec) (*deployment, error) {
 	d.client, d.commitClient, d.group = client, commitClient, group
 	d.pool = newPool(s.Pool, s.Plain, func() (process, error) { return runner.Start(d.proc) }, realClock{}, d.log)
 	d.commits = newCommitter(e.cfg.CommitInterval, func(gen generation, cs []kafka.Commit) error {
-		return kafka.CommitOffsets(d.commitClient, d.spec.Group, gen.id, gen.member, cs)
+		err := kafka.CommitOffsets(d.commitClient, d.spec.Group, gen.id, gen.member, cs)
+		if err == nil {
+			d.holes.noteCommitted(cs)
+		}
+		return err
 	}, d.log)
 	return d, nil
 }
@@ -180,12 +186,14 @@ func generationOf(sess sarama.ConsumerGroupSession) generation {
 	return generation{id: sess.GenerationID(), member: sess.MemberID()}
 }
 
-// Setup starts a membership.
+// Setup starts a membership: it checks the claimed partitions for holes
+// before any is consumed.
 func (d *deployment) Setup(sess sarama.ConsumerGroupSession) error {
 	d.mu.Lock()
 	d.sess = sess
 	d.mu.Unlock()
 	d.log.Info("partitions assigned", "generation", sess.GenerationID(), "partitions", sess.Claims()[d.spec.Topic])
+	d.checkHoles(sess)
 	return nil
 }
 
@@ -409,6 +417,7 @@ func (d *deployment) status() Status {
 		InFlight: int(d.inflight.Load()), Processed: d.processed.Load(), Failed: d.failed.Load(),
 		DeadLettered: d.deadLettered.Load(), Spec: spec}
 	s.Warm, s.Restarts, s.State, s.Reason = d.pool.state()
+	d.holes.apply(&s)
 	d.mu.Lock()
 	for _, ps := range d.parts {
 		s.Lag += ps.lag()

@@ -27,6 +27,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/microfn/microfn/internal/delivery"
+	"github.com/microfn/microfn/internal/holes"
 	"github.com/microfn/microfn/internal/kafka"
 )
 
@@ -62,11 +63,19 @@ type Status struct {
 	DeadLettered int64  `json:"dead_lettered"`
 	Restarts     int64  `json:"restarts"`
 	Lag          int64  `json:"lag"`
-	// State is "running", "starting", "paused" (crash loop) or "stopped".
+	// State is "running", "starting", "paused" (crash loop), "degraded"
+	// (a partition's log lost records the group had not processed; it
+	// stays so until the deployment is deployed again) or "stopped".
 	State string `json:"status"`
-	// Reason explains a paused state, e.g. the last exit and stderr.
+	// Reason explains a paused or degraded state, e.g. the last exit and
+	// stderr, or the holes.
 	Reason string `json:"reason,omitempty"`
-	Spec   Spec   `json:"spec"`
+	// Holes are the partitions found with a hole, the latest per
+	// partition: their committed offset and their log's offsets.
+	Holes []holes.Hole `json:"holes,omitempty"`
+	// HolesFound counts the holes found since the deployment started.
+	HolesFound int64 `json:"holes_found"`
+	Spec       Spec  `json:"spec"`
 }
 
 // Engine runs deployments.

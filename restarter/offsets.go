@@ -42,12 +42,19 @@ func newPartState(topic string, partition int32, committed kafka.Commit, initial
 		failures: map[int64]attempts.Entry{}, committed: committed.Offset, committedMeta: committed.Metadata}
 	ps.ctx, ps.cancel = context.WithCancel(context.Background())
 	ps.idle = sync.NewCond(&ps.mu)
-	for _, e := range attempts.Decode(committed.Metadata) {
+	meta := committed.Metadata
+	if initial < committed.Offset {
+		// The committed offset was past the log's end and the consumer
+		// reset (a hole): the metadata speaks of offsets of records that
+		// are gone, which new records will reuse.
+		meta = ""
+	}
+	for _, e := range attempts.Decode(meta) {
 		if e.Offset >= initial {
 			ps.failures[e.Offset] = e
 		}
 	}
-	ps.skip = attempts.DecodeDone(committed.Metadata)
+	ps.skip = attempts.DecodeDone(meta)
 	return ps
 }
 

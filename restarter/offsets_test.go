@@ -27,3 +27,17 @@ func TestFinishedAboveWatermarkSurviveAHandOver(t *testing.T) {
 		}
 	}
 }
+
+// After a hole (the committed offset was past the log's end and the
+// consumer reset below it) the commit's metadata speaks of records that
+// are gone: the new log's records at those offsets run, with fresh
+// attempt counts.
+func TestMetadataIgnoredAfterAReset(t *testing.T) {
+	c := kafka.Commit{Offset: 20, Metadata: "fn1;3:2:1700000000000;d:4-6"}
+	ps := newPartState("t", 0, c, 0, func() int64 { return 8 })
+	for off := int64(0); off < 8; off++ {
+		if prev, finished := ps.add(off); finished || prev.Failed != 0 {
+			t.Errorf("offset %d: finished %v, failed %d before; want a fresh message", off, finished, prev.Failed)
+		}
+	}
+}

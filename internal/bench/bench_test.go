@@ -69,6 +69,34 @@ func TestBenchParts(t *testing.T) {
 	if r, err := Throughput(ctx, brokers, bin, 20, 2, restarter.OrderKey, []byte("x")); err != nil || r <= 0 {
 		t.Fatalf("throughput %v, %v", r, err)
 	}
+	for _, sync := range []bool{false, true} {
+		if r, err := DiskWriteRate(ctx, 5, sync, []byte("x")); err != nil || r <= 0 {
+			t.Fatalf("disk write rate (sync %v) %v, %v", sync, r, err)
+		}
+	}
+}
+
+// BenchmarkBrokerSync reports the embedded broker's produce+commit rate on
+// disk without and with --sync, measured in the same run, and their ratio:
+//
+//	go test -run '^$' -bench BrokerSync -benchtime 1x ./internal/bench
+func BenchmarkBrokerSync(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	value := make([]byte, 100)
+	for b.Loop() {
+		plain, err := DiskWriteRate(ctx, 500, false, value)
+		if err != nil {
+			b.Fatal(err)
+		}
+		synced, err := DiskWriteRate(ctx, 500, true, value)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(plain, "msgs/s")
+		b.ReportMetric(synced, "sync-msgs/s")
+		b.ReportMetric(synced/plain, "ratio")
+	}
 }
 
 // BenchmarkRestarterThroughput runs the restarter alone, for profiling:

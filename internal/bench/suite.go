@@ -248,7 +248,30 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		figure("raw watermill-kafka subscriber", "msg/s", raw),
 		figure("fn.Serve / raw subscriber", "ratio", eratio).goal(">=", 0.8))
 
-	// 6. cost.
+	// 6. the embedded broker's data directory, without and with --sync.
+	if rep.Config.Broker == "embedded" {
+		step("embedded broker on disk: produce and commit, without and with --sync")
+		n := max(cfg.Messages/2, 100)
+		var plain, synced, sratio []float64
+		for range cfg.Rounds {
+			p, err := DiskWriteRate(ctx, n, false, value)
+			if err != nil {
+				return nil, fmt.Errorf("broker on disk: %w", err)
+			}
+			s, err := DiskWriteRate(ctx, n, true, value)
+			if err != nil {
+				return nil, fmt.Errorf("broker on disk with --sync: %w", err)
+			}
+			plain, synced, sratio = append(plain, p), append(synced, s), append(sratio, s/p)
+		}
+		sf := figure("embedded broker on disk, --sync", "msg/s", synced)
+		sf.Note = "fsync per produced batch and per commit, to survive a power loss"
+		rep.Figures = append(rep.Figures,
+			figure("embedded broker on disk, produce + commit", "msg/s", plain), sf,
+			figure("--sync / without", "ratio", sratio))
+	}
+
+	// 7. cost.
 	step("memory: one warm process, the daemon with 10 deployments of pool 8")
 	cpuFig := figure("restarter CPU per message, without children", "µs", cpu).goal("<=", 100)
 	cpuFig.Note = "includes what the kernel charges the daemon for creating each process: compare with the baseline"

@@ -60,6 +60,8 @@ the same run (absolute numbers drift on a shared machine; ratios hold):
               the measured capacity
   standalone  the same function run standalone, restarted once per message
   embedded    fn.Serve against a raw watermill-kafka subscriber
+  disk        the embedded broker with a data directory: produce and commit,
+              each acknowledged before the next, without and with --sync
   cost        the daemon's CPU per message (its children excluded), the
               memory of a warm process and of the daemon with 10
               deployments of pool 8

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/microfn/microfn/internal/daemon"
+	"github.com/microfn/microfn/internal/holes"
 	"github.com/microfn/microfn/restarter"
 )
 
@@ -31,11 +32,26 @@ func TestUpFlags(t *testing.T) {
 	if err := parse(t, newCmdUp(IO{}, run)); err != nil {
 		t.Fatal(err)
 	}
-	if got.StateDir != "/state" || got.Brokers != "" || got.BrokerListen != "127.0.0.1:9092" || got.Listen != "127.0.0.1:7077" || got.Token != "" {
+	if got.StateDir != "/state" || got.Brokers != "" || got.BrokerListen != "127.0.0.1:9092" || got.Listen != "127.0.0.1:7077" || got.Token != "" || got.BrokerSync {
 		t.Errorf("defaults %+v", got)
 	}
-	err := parse(t, newCmdUp(IO{}, run), "--state", "/s", "--brokers", "k:9092", "--broker-listen", "127.0.0.1:1", "--listen", "0.0.0.0:2", "--token", "t")
-	if err != nil || got.StateDir != "/s" || got.Brokers != "k:9092" || got.BrokerListen != "127.0.0.1:1" || got.Listen != "0.0.0.0:2" || got.Token != "t" {
+	err := parse(t, newCmdUp(IO{}, run), "--state", "/s", "--brokers", "k:9092", "--broker-listen", "127.0.0.1:1", "--listen", "0.0.0.0:2", "--token", "t", "--sync")
+	if err != nil || got.StateDir != "/s" || got.Brokers != "k:9092" || got.BrokerListen != "127.0.0.1:1" || got.Listen != "0.0.0.0:2" || got.Token != "t" || !got.BrokerSync {
+		t.Errorf("err %v, options %+v", err, got)
+	}
+}
+
+func TestBrokerFlags(t *testing.T) {
+	t.Setenv("FN_STATE", "/state")
+	var got BrokerOptions
+	run := func(_ context.Context, o BrokerOptions) error { got = o; return nil }
+	if err := parse(t, newCmdBroker(IO{}, run)); err != nil {
+		t.Fatal(err)
+	}
+	if got.DataDir != "/state/broker" || got.Listen != "127.0.0.1:9092" || got.Partitions != 4 || got.Sync || got.Recover {
+		t.Errorf("defaults %+v", got)
+	}
+	if err := parse(t, newCmdBroker(IO{}, run), "--data", "/d", "--sync", "--recover"); err != nil || got.DataDir != "/d" || !got.Sync || !got.Recover {
 		t.Errorf("err %v, options %+v", err, got)
 	}
 }
@@ -144,6 +160,8 @@ func TestDaemonCommandsOutput(t *testing.T) {
 	sts := []restarter.Status{
 		{Name: "greeter", Topic: "names", Pool: 2, Warm: 2, InFlight: 1, Processed: 10, Failed: 3, DeadLettered: 1, Restarts: 0, Lag: 4, State: "running"},
 		{Name: "resize", Topic: "images", Pool: 1, State: "paused", Reason: "exit 1: boom"},
+		{Name: "shrunk", Topic: "orders", Pool: 1, Warm: 1, State: "degraded", Reason: "hole in orders/2: committed offset 9, log offsets 0 to 4: the log ends below",
+			Holes: []holes.Hole{{Position: holes.Position{Topic: "orders", Partition: 2, Committed: 9, LogEnd: 4}, Reason: "the log ends below"}}, HolesFound: 1},
 	}
 	server := fakeDaemon(t, sts)
 	run := func(args ...string) (string, string, int) {
@@ -156,13 +174,17 @@ func TestDaemonCommandsOutput(t *testing.T) {
 	wantLs := `NAME     TOPIC   POOL  WARM  INFLIGHT  PROCESSED  FAILED  DLQ  RESTARTS  LAG  STATUS
 greeter  names   2     2     1         10         3       1    0         4    running
 resize   images  1     0     0         0          0       0    0         0    paused
+shrunk   orders  1     1     0         0          0       0    0         0    degraded
+  resize: paused: exit 1: boom
+  shrunk: degraded: hole in orders/2: committed offset 9, log offsets 0 to 4: the log ends below
 `
 	if code != 0 || out != wantLs {
 		t.Errorf("ls: exit %d\n%s\nwant\n%s", code, out, wantLs)
 	}
 	out, _, code = run("ls", "-o", "json")
 	var back []restarter.Status
-	if code != 0 || json.Unmarshal([]byte(out), &back) != nil || len(back) != 2 || back[1].Reason != "exit 1: boom" {
+	if code != 0 || json.Unmarshal([]byte(out), &back) != nil || len(back) != 3 || back[1].Reason != "exit 1: boom" ||
+		len(back[2].Holes) != 1 || back[2].Holes[0].Committed != 9 {
 		t.Errorf("ls -o json: exit %d %s", code, out)
 	}
 
@@ -170,8 +192,9 @@ resize   images  1     0     0         0          0       0    0         0    pa
 	wantStatus := `daemon:       pid 42, version devel, up 1m30s
 state:        /state
 broker:       embedded 127.0.0.1:9092, reachable
-deployments:  2 (1 paused, 1 running)
+deployments:  3 (1 degraded, 1 paused, 1 running)
   resize: paused: exit 1: boom
+  shrunk: degraded: hole in orders/2: committed offset 9, log offsets 0 to 4: the log ends below
 `
 	if code != 0 || out != wantStatus {
 		t.Errorf("status: exit %d\n%s\nwant\n%s", code, out, wantStatus)

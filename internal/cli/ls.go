@@ -26,8 +26,13 @@ func newCmdLs(streams IO, run func(context.Context, LsOptions) error) *cobra.Com
 		Short:   "List the deployments",
 		Long: `List the daemon's deployments: pool size, warm processes, messages in
 flight, processed, failed attempts, dead-lettered (DLQ), processes that
-died before taking a message (RESTARTS), lag and status. -o json prints
-them with their specs and the reason of a paused or failed deployment.`,
+died before taking a message (RESTARTS), lag and status, then why each
+paused, degraded or failed deployment is so. A deployment is degraded when
+a partition's log no longer held its group's committed position: records
+it had not processed are gone (lost by the broker, removed by retention,
+or the topic was re-created); it goes on from the oldest record and stays
+degraded until it is deployed again. -o json prints them with their specs,
+reasons and holes.`,
 		Example: `  fnctl ls
   fnctl ls -o json`,
 		Args: rangeArgs(0, 0, "no arguments"),
@@ -65,5 +70,13 @@ func runLs(ctx context.Context, opts LsOptions) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n",
 			s.Name, s.Topic, s.Pool, s.Warm, s.InFlight, s.Processed, s.Failed, s.DeadLettered, s.Restarts, s.Lag, s.State)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, s := range sts {
+		if s.Reason != "" {
+			fmt.Fprintf(opts.IO.Out, "  %s: %s: %s\n", s.Name, s.State, s.Reason)
+		}
+	}
+	return nil
 }

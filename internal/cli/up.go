@@ -22,6 +22,7 @@ type UpOptions struct {
 	StateDir     string
 	Brokers      string
 	BrokerListen string
+	BrokerSync   bool
 	Listen       string
 	Token        string
 }
@@ -40,7 +41,10 @@ deploy, ls, rm, scale, logs and status commands use.
 
 Without --brokers (or FN_BROKERS) it runs the embedded Kafka-protocol
 broker on --broker-listen; with either, it runs none and uses that Kafka
-(so FN_BROKERS exported for the other commands also turns it off). Everything it keeps is in --state (default
+(so FN_BROKERS exported for the other commands also turns it off). What
+the embedded broker acknowledged survives a crash of the daemon (kill -9);
+with --sync it also survives a power loss, at the cost of an fsync per
+produced batch and per commit. Everything it keeps is in --state (default
 $FN_STATE, else $XDG_STATE_HOME/microfn, else ~/.local/state/microfn):
 the embedded broker's data, the deployments, their binaries and their
 logs. Deployments survive a restart of the daemon.
@@ -62,6 +66,7 @@ On interrupt it lets in-flight messages finish and commits them.`,
 	cmd.Flags().StringVar(&opts.StateDir, "state", "", "state directory (default $FN_STATE or ~/.local/state/microfn)")
 	cmd.Flags().StringVar(&opts.Brokers, "brokers", "", "Kafka brokers host:port,... (default $FN_BROKERS, else the embedded broker)")
 	cmd.Flags().StringVar(&opts.BrokerListen, "broker-listen", daemon.DefaultBrokerListen, "address of the embedded broker")
+	cmd.Flags().BoolVar(&opts.BrokerSync, "sync", false, "embedded broker: fsync every produced batch and commit (survives power loss; slower)")
 	cmd.Flags().StringVar(&opts.Listen, "listen", daemon.DefaultListen, "address of the API")
 	cmd.Flags().StringVar(&opts.Token, "token", "", "API token that every request must present (default $"+daemon.EnvToken+")")
 	return cmd
@@ -82,6 +87,7 @@ func runUp(ctx context.Context, opts UpOptions) error {
 		StateDir:     opts.StateDir,
 		Brokers:      cmp.Or(opts.Brokers, os.Getenv(kafka.EnvBrokers)),
 		BrokerListen: opts.BrokerListen,
+		BrokerSync:   opts.BrokerSync,
 		Listen:       opts.Listen,
 		Token:        cmp.Or(opts.Token, os.Getenv(daemon.EnvToken)),
 		Logger:       slog.New(slog.NewTextHandler(opts.IO.Err, nil)),

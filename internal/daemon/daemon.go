@@ -62,6 +62,10 @@ type Config struct {
 	// BrokerListen is where the embedded broker listens; default
 	// DefaultBrokerListen. Unused with Brokers.
 	BrokerListen string
+	// BrokerSync makes the embedded broker fsync every write before
+	// acknowledging it, so that it survives a power loss, not only a crash
+	// of the daemon. Unused with Brokers.
+	BrokerSync bool
 	// Listen is the API's host:port; default DefaultListen. Anything but a
 	// loopback address requires Token, since the API runs arbitrary
 	// binaries.
@@ -221,7 +225,7 @@ func start(ctx context.Context, cfg Config, st *stateDir) (*daemon, error) {
 		specs: map[string]restarter.Spec{}, failed: map[string]string{},
 	}
 	if cfg.Brokers == "" {
-		e, err := broker.StartEmbedded(broker.EmbeddedConfig{Listen: cfg.BrokerListen, DataDir: st.brokerDir()})
+		e, err := broker.StartEmbedded(broker.EmbeddedConfig{Listen: cfg.BrokerListen, DataDir: st.brokerDir(), SyncWrites: cfg.BrokerSync})
 		if err != nil {
 			return nil, err
 		}

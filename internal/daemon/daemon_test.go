@@ -83,7 +83,7 @@ func (f *fakeEngine) Status() []restarter.Status {
 	for _, s := range f.deps {
 		s := s.WithDefaults()
 		out = append(out, restarter.Status{Name: s.Name, Topic: s.Topic, Group: s.Group, Pool: s.Pool, Warm: s.Pool,
-			InFlight: 1, Processed: 7, Failed: 2, DeadLettered: 1, Restarts: 3, Lag: 5, State: "running", Spec: s})
+			InFlight: 1, Processed: 7, Failed: 2, DeadLettered: 1, Restarts: 3, HolesFound: 1, Lag: 5, State: "running", Spec: s})
 	}
 	return out
 }
@@ -625,6 +625,7 @@ func TestMetricsPerDeployment(t *testing.T) {
 		`microfn_dead_lettered_total{deployment="hello"} 1`,
 		`microfn_restarts_total{deployment="hello"} 3`,
 		`microfn_lag{deployment="hello"} 5`,
+		`microfn_holes_total{deployment="hello"} 1`,
 		"# TYPE microfn_processed_total counter",
 		"# TYPE microfn_lag gauge",
 		"go_goroutines",

@@ -29,6 +29,8 @@ var deploymentMetrics = []struct {
 		func(s restarter.Status) float64 { return float64(s.DeadLettered) }},
 	{"microfn_restarts_total", "Function processes that died before taking a message.", prometheus.CounterValue,
 		func(s restarter.Status) float64 { return float64(s.Restarts) }},
+	{"microfn_holes_total", "Holes found: a partition's log no longer held the group's committed position (records lost, topic re-created, or removed unprocessed).", prometheus.CounterValue,
+		func(s restarter.Status) float64 { return float64(s.HolesFound) }},
 	{"microfn_lag", "Messages on the topic not yet committed by the deployment's group.", prometheus.GaugeValue,
 		func(s restarter.Status) float64 { return float64(s.Lag) }},
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/rcrowley/go-metrics"
 
 	"github.com/microfn/microfn/internal/delivery"
+	"github.com/microfn/microfn/internal/holes"
 )
 
 // DefaultBrokers is where microfn looks for Kafka when nothing else is
@@ -303,4 +304,25 @@ func Send(p sarama.SyncProducer, records []delivery.Record) ([]delivery.Record, 
 		return unsent, delivery.Refused(refusal)
 	}
 	return unsent, fmt.Errorf("publish to %s: %w", perrs[0].Msg.Topic, perrs[0].Err)
+}
+
+// Positions reads what holes.Check compares for the partitions of topic:
+// the group's committed offsets and each log's first and end offsets.
+func Positions(client sarama.Client, group, topic string, partitions []int32) ([]holes.Position, error) {
+	committed, err := FetchCommitted(client, group, topic, partitions)
+	if err != nil {
+		return nil, fmt.Errorf("committed offsets of %s: %w", topic, err)
+	}
+	out := make([]holes.Position, 0, len(partitions))
+	for _, p := range partitions {
+		pos := holes.Position{Topic: topic, Partition: p, Committed: committed[p].Offset}
+		if pos.LogStart, err = client.GetOffset(topic, p, sarama.OffsetOldest); err != nil {
+			return nil, fmt.Errorf("log start of %s/%d: %w", topic, p, err)
+		}
+		if pos.LogEnd, err = client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
+			return nil, fmt.Errorf("log end of %s/%d: %w", topic, p, err)
+		}
+		out = append(out, pos)
+	}
+	return out, nil
 }
