@@ -13,7 +13,7 @@ import (
 
 	"github.com/IBM/sarama"
 
-	"github.com/microfn/microfn/fn"
+	"github.com/microfn/microfn/internal/fnproto"
 	"github.com/microfn/microfn/internal/kafka"
 	"github.com/microfn/microfn/internal/testenv"
 	"github.com/microfn/microfn/restarter"
@@ -223,14 +223,14 @@ func TestStandaloneReportsHole(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "log")
 	k := []byte("k") // one partition
 	produce(t, env.Brokers, topic, record{key: k, value: []byte("ok a1")}, record{key: k, value: []byte("ok a2")}, record{key: k, value: []byte("ok a3")})
-	if r := run(t, runTimeout, bin, testfnEnv(env.Brokers, topic, logPath)); r.code != fn.ExitOK {
+	if r := run(t, runTimeout, bin, testfnEnv(env.Brokers, topic, logPath)); r.code != fnproto.ExitOK {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 	deleteAllRecords(t, env.Brokers, topic)
 	produce(t, env.Brokers, topic, record{key: k, value: []byte("ok a4")})
 
 	r := run(t, runTimeout, bin, testfnEnv(env.Brokers, topic, logPath))
-	if r.code != fn.ExitOK {
+	if r.code != fnproto.ExitOK {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 	if !strings.Contains(r.stderr, "records the group had not processed are gone") || !strings.Contains(r.stderr, "committed offset 1, log offsets 3 to 4") {
