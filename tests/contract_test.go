@@ -81,10 +81,10 @@ const (
 
 // observation is what became of the message, as seen from outside.
 type observation struct {
-	invocations int    // handler calls (process hosts: started invocations)
+	invocations int // handler calls (process hosts: started invocations)
 	// beforeRestart is how many had started when the host was restarted.
 	beforeRestart int
-	outcome     string // "ack" or "dead-letter"
+	outcome       string // "ack" or "dead-letter"
 	// From the dead letter's headers.
 	reason, failure, attempts, exitCode string
 	events                              []observedEvent
