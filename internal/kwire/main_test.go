@@ -1,0 +1,35 @@
+package kwire
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/microfn/microfn/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testenv.Cleanup()
+	os.Exit(code)
+}
+
+// testClient returns a client of the test broker, closed with the test.
+func testClient(t *testing.T, opts ...Opt) (*Client, *testenv.Env) {
+	t.Helper()
+	env := testenv.Broker(t)
+	c, err := NewClient(append([]Opt{SeedBrokers(strings.Split(env.Brokers, ",")...)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, env
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
