@@ -2,7 +2,7 @@ package kwire
 
 import (
 	"bytes"
-	"compress/gzip"
+	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -104,12 +104,56 @@ func readLimited(dst []byte, r io.Reader, limit int) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// gunzip reads gzip members (RFC 1952). kwire parses the framing around
+// compress/flate itself: compress/gzip links hash/crc32, whose package
+// initialisation builds a table every process would pay for.
 func gunzip(dst, src []byte, limit int) ([]byte, error) {
-	r, err := gzip.NewReader(bytes.NewReader(src))
-	if err != nil {
-		return nil, err
+	for first := true; first || len(src) > 0; first = false {
+		if len(src) < 10 || src[0] != 0x1f || src[1] != 0x8b || src[2] != 8 {
+			return nil, errors.New("gzip: bad header")
+		}
+		flags := src[3]
+		rest := src[10:]
+		if flags&0x04 != 0 { // FEXTRA
+			if len(rest) < 2 || len(rest)-2 < int(binary.LittleEndian.Uint16(rest)) {
+				return nil, errors.New("gzip: bad extra field")
+			}
+			rest = rest[2+int(binary.LittleEndian.Uint16(rest)):]
+		}
+		for _, bit := range []byte{0x08, 0x10} { // FNAME, FCOMMENT: NUL-terminated
+			if flags&bit != 0 {
+				i := bytes.IndexByte(rest, 0)
+				if i < 0 {
+					return nil, errors.New("gzip: bad header string")
+				}
+				rest = rest[i+1:]
+			}
+		}
+		if flags&0x02 != 0 { // FHCRC
+			if len(rest) < 2 {
+				return nil, errors.New("gzip: bad header CRC")
+			}
+			rest = rest[2:]
+		}
+		// flate reads a bytes.Reader byte by byte, so what is left after
+		// the deflate stream is the member's trailer.
+		r := bytes.NewReader(rest)
+		start := len(dst)
+		var err error
+		if dst, err = readLimited(dst, flate.NewReader(r), limit-start); err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		rest = rest[len(rest)-r.Len():]
+		if len(rest) < 8 {
+			return nil, errors.New("gzip: truncated trailer")
+		}
+		out := dst[start:]
+		if binary.LittleEndian.Uint32(rest) != crc32IEEE(out) || binary.LittleEndian.Uint32(rest[4:]) != uint32(len(out)) {
+			return nil, errors.New("gzip: checksum mismatch")
+		}
+		src = rest[8:]
 	}
-	return readLimited(dst, r, limit)
+	return dst, nil
 }
 
 // unlz4 reads the LZ4 frame format, which Kafka uses.

@@ -102,11 +102,6 @@ func (c *cfg) validate() error {
 	if c.fetchMaxBytes < 1 {
 		return fmt.Errorf("%w: fetch max bytes must be positive, got %d", ErrConfig, c.fetchMaxBytes)
 	}
-	if c.sasl != nil {
-		if err := c.sasl.validate(); err != nil {
-			return fmt.Errorf("%w: %v", ErrConfig, err)
-		}
-	}
 	return nil
 }
 
@@ -206,7 +201,8 @@ func ProduceTimeout(d time.Duration) Opt { return func(c *cfg) { c.produceTimeou
 // using the broker's default partitions and replication.
 func NoTopicCreation() Opt { return func(c *cfg) { c.createTopics = false } }
 
-// WithSASL authenticates every connection with m. Default: no SASL.
+// WithSASL authenticates every connection with m (see NewMechanism).
+// Default: no SASL.
 func WithSASL(m Mechanism) Opt { return func(c *cfg) { c.sasl = m } }
 
 // SeedList parses "h1:9092,h2:9092" (spaces and empty items ignored) into

@@ -3,7 +3,6 @@ package kwire
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"time"
 )
 
@@ -25,7 +24,7 @@ func (r *resolver) dialTCP(ctx context.Context, addr string) (Conn, error) {
 			share := time.Until(d) / time.Duration(len(ips)-i)
 			actx, cancel = context.WithTimeout(ctx, share)
 		}
-		f, err := dialSocket(actx, sockStream, netip.AddrPortFrom(ip, port))
+		f, err := dialSocket(actx, sockStream, ip, port)
 		cancel()
 		if err == nil {
 			return f, nil

@@ -336,24 +336,26 @@ func firstRecord(data []byte, from int64, aborted []kmsg.FetchResponseTopicParti
 			return nil, next, nil
 		}
 		data = rest
-		if b.lastOffset < from {
-			continue
-		}
 		// Transactions that aborted and started at or before this batch.
 		for len(aborted) > 0 && aborted[0].FirstOffset <= b.lastOffset {
 			abortedProducers[aborted[0].ProducerID] = true
 			aborted = aborted[1:]
 		}
-		control := b.attrs&attrControl != 0
-		txnAborted := b.attrs&attrTransactional != 0 && abortedProducers[b.producerID]
-		if control || txnAborted {
-			if control && abortedProducers[b.producerID] {
-				// The transaction's end marker: records after it are not
-				// part of it.
+		if b.attrs&attrControl != 0 {
+			// An abort marker ends its transaction: the producer's later
+			// records are not part of it.
+			if abortedProducers[b.producerID] {
 				if recs, err := b.records(); err == nil && len(recs) > 0 && controlType(recs[0]) == 0 {
 					delete(abortedProducers, b.producerID)
 				}
 			}
+			next = max(next, b.lastOffset+1)
+			continue
+		}
+		if b.lastOffset < from {
+			continue
+		}
+		if b.attrs&attrTransactional != 0 && abortedProducers[b.producerID] {
 			next = b.lastOffset + 1
 			continue
 		}

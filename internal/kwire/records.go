@@ -3,8 +3,6 @@ package kwire
 import (
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
-	"sync"
 	"time"
 )
 
@@ -288,35 +286,3 @@ func appendVarBytes(dst, v []byte) []byte {
 	dst = binary.AppendVarint(dst, int64(len(v)))
 	return append(dst, v...)
 }
-
-// crc32c is the CRC-32C (Castagnoli) that record batches carry. hash/crc32
-// builds its hardware tables for Castagnoli on first use, which costs
-// about 0.3 ms: more than a one-shot process's batches take to checksum
-// with a plain table, so large inputs only go to hash/crc32.
-func crc32c(p []byte) uint32 {
-	if len(p) >= 1<<18 {
-		return crc32.Checksum(p, crc32.MakeTable(crc32.Castagnoli))
-	}
-	t := castagnoliTable()
-	crc := ^uint32(0)
-	for _, v := range p {
-		crc = t[byte(crc)^v] ^ crc>>8
-	}
-	return ^crc
-}
-
-var castagnoliTable = sync.OnceValue(func() *[256]uint32 {
-	var t [256]uint32
-	for i := range t {
-		c := uint32(i)
-		for range 8 {
-			if c&1 != 0 {
-				c = c>>1 ^ 0x82f63b78
-			} else {
-				c >>= 1
-			}
-		}
-		t[i] = c
-	}
-	return &t
-})

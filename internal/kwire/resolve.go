@@ -9,14 +9,11 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/net/dns/dnsmessage"
 )
 
 // resolver turns broker host names into addresses without package net (whose
@@ -30,14 +27,14 @@ type resolver struct {
 	resolvConfPath string
 	// servers, when set, replaces resolv.conf's name servers (tests run a
 	// DNS server on a port other than 53).
-	servers []netip.AddrPort
+	servers []dnsServer
 
 	mu    sync.Mutex
 	cache map[string]cached
 }
 
 type cached struct {
-	addrs   []netip.Addr
+	addrs   []ipAddr
 	expires time.Time
 }
 
@@ -50,9 +47,9 @@ func systemResolver() *resolver {
 }
 
 // lookup returns host's addresses, IPv4 before IPv6.
-func (r *resolver) lookup(ctx context.Context, host string) ([]netip.Addr, error) {
-	if ip, err := netip.ParseAddr(host); err == nil {
-		return []netip.Addr{ip}, nil
+func (r *resolver) lookup(ctx context.Context, host string) ([]ipAddr, error) {
+	if ip, ok := parseIP(host); ok {
+		return []ipAddr{ip}, nil
 	}
 	key := strings.ToLower(strings.TrimSuffix(host, "."))
 	r.mu.Lock()
@@ -75,13 +72,13 @@ func (r *resolver) lookup(ctx context.Context, host string) ([]netip.Addr, error
 	return addrs, nil
 }
 
-func (r *resolver) lookupUncached(ctx context.Context, name string) ([]netip.Addr, error) {
+func (r *resolver) lookupUncached(ctx context.Context, name string) ([]ipAddr, error) {
 	if addrs := lookupHosts(r.hostsPath, name); len(addrs) > 0 {
 		return addrs, nil
 	}
 	// RFC 6761: localhost names are loopback, whatever DNS says.
 	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
-		return []netip.Addr{netip.AddrFrom4([4]byte{127, 0, 0, 1}), netip.IPv6Loopback()}, nil
+		return []ipAddr{ip4(127, 0, 0, 1), ip6Loopback}, nil
 	}
 	conf := readResolvConf(r.resolvConfPath)
 	if r.servers != nil {
@@ -92,12 +89,12 @@ func (r *resolver) lookupUncached(ctx context.Context, name string) ([]netip.Add
 
 // lookupHosts returns name's addresses in a hosts file (empty when the file
 // is missing or does not list it).
-func lookupHosts(path, name string) []netip.Addr {
+func lookupHosts(path, name string) []ipAddr {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil
 	}
-	var v4, v6 []netip.Addr
+	var v4, v6 []ipAddr
 	for line := range bytes.Lines(data) {
 		if i := bytes.IndexByte(line, '#'); i >= 0 {
 			line = line[:i]
@@ -106,14 +103,14 @@ func lookupHosts(path, name string) []netip.Addr {
 		if len(f) < 2 {
 			continue
 		}
-		ip, err := netip.ParseAddr(f[0])
-		if err != nil {
+		ip, ok := parseIP(f[0])
+		if !ok {
 			continue
 		}
 		for _, h := range f[1:] {
 			if strings.EqualFold(strings.TrimSuffix(h, "."), name) {
-				if ip.Unmap().Is4() {
-					v4 = append(v4, ip.Unmap())
+				if ip.v4 {
+					v4 = append(v4, ip)
 				} else {
 					v6 = append(v6, ip)
 				}
@@ -124,9 +121,16 @@ func lookupHosts(path, name string) []netip.Addr {
 	return append(v4, v6...)
 }
 
+// dnsServer is a name server's address, with its text for messages.
+type dnsServer struct {
+	ip   ipAddr
+	port uint16
+	name string
+}
+
 // dnsConfig is what resolv.conf says.
 type dnsConfig struct {
-	servers  []netip.AddrPort
+	servers  []dnsServer
 	search   []string // without trailing dots
 	ndots    int
 	timeout  time.Duration
@@ -149,8 +153,8 @@ func readResolvConf(path string) dnsConfig {
 			switch f[0] {
 			case "nameserver":
 				if len(f) > 1 {
-					if ip, err := netip.ParseAddr(f[1]); err == nil {
-						c.servers = append(c.servers, netip.AddrPortFrom(ip, 53))
+					if ip, ok := parseIP(f[1]); ok {
+						c.servers = append(c.servers, dnsServer{ip, 53, f[1]})
 					}
 				}
 			case "domain":
@@ -184,10 +188,7 @@ func readResolvConf(path string) dnsConfig {
 		}
 	}
 	if len(c.servers) == 0 {
-		c.servers = []netip.AddrPort{
-			netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 53),
-			netip.AddrPortFrom(netip.IPv6Loopback(), 53),
-		}
+		c.servers = []dnsServer{{ip4(127, 0, 0, 1), 53, "127.0.0.1"}, {ip6Loopback, 53, "::1"}}
 	}
 	if !searchSet {
 		if h, err := os.Hostname(); err == nil {
@@ -223,14 +224,10 @@ func (c dnsConfig) names(name string) []string {
 // exist: the next search name is tried, not the next server.
 var errNXDomain = errors.New("name does not exist")
 
-func (c dnsConfig) lookup(ctx context.Context, host string) ([]netip.Addr, error) {
+func (c dnsConfig) lookup(ctx context.Context, host string) ([]ipAddr, error) {
 	var lastErr error
 	for _, fqdn := range c.names(host) {
-		name, err := dnsmessage.NewName(fqdn)
-		if err != nil {
-			return nil, fmt.Errorf("lookup %s: invalid name", host)
-		}
-		addrs, err := c.query(ctx, name)
+		addrs, err := c.query(ctx, fqdn)
 		if err == nil && len(addrs) > 0 {
 			return addrs, nil
 		}
@@ -247,44 +244,68 @@ func (c dnsConfig) lookup(ctx context.Context, host string) ([]netip.Addr, error
 	return nil, fmt.Errorf("lookup %s: %w", host, ErrNoSuchHost)
 }
 
-// query asks the servers in turn, attempts rounds, for name's A and AAAA
+// query asks the servers in turn, attempts rounds, for a name's A and AAAA
 // records. An answer (records, none, or NXDOMAIN) ends the search; a
 // failure or silence moves on to the next server.
-func (c dnsConfig) query(ctx context.Context, name dnsmessage.Name) ([]netip.Addr, error) {
+func (c dnsConfig) query(ctx context.Context, fqdn string) ([]ipAddr, error) {
+	var qs [2]dnsQuestion
+	for i, t := range [2]uint16{dnsTypeA, dnsTypeAAAA} {
+		qs[i] = dnsQuestion{id: uint16(rand.Uint32()), fqdn: strings.ToLower(fqdn), qtype: t}
+		msg, err := dnsQuery(qs[i].id, fqdn, t)
+		if err != nil {
+			return nil, err
+		}
+		qs[i].msg = msg
+	}
 	var lastErr error
 	for range c.attempts {
 		for _, srv := range c.servers {
-			addrs, err := exchange(ctx, srv, name, c.timeout)
+			addrs, err := exchange(ctx, srv, qs, c.timeout)
 			if err == nil || errors.Is(err, errNXDomain) {
 				return addrs, err
 			}
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			lastErr = fmt.Errorf("DNS server %s: %w", srv, err)
+			lastErr = fmt.Errorf("DNS server %s: %w", srv.name, err)
 		}
 	}
 	return nil, lastErr
 }
 
-// exchange sends the A and AAAA questions for name to srv over UDP, and
-// over TCP for a truncated answer.
-func exchange(ctx context.Context, srv netip.AddrPort, name dnsmessage.Name, timeout time.Duration) ([]netip.Addr, error) {
+type dnsQuestion struct {
+	id    uint16
+	fqdn  string
+	qtype uint16
+	msg   []byte
+}
+
+// answer checks that a response answers q, and returns its addresses, or
+// errNXDomain, or whether it was truncated.
+func (q dnsQuestion) answer(msg []byte) (addrs []ipAddr, truncated bool, err error) {
+	a, err := parseDNS(msg)
+	if err != nil {
+		return nil, false, err
+	}
+	if a.id != q.id || !a.response || a.qname != q.fqdn || a.qtype != q.qtype {
+		return nil, false, errors.New("answer does not match the question")
+	}
+	switch a.rcode {
+	case 0:
+	case dnsRCodeNXDomain:
+		return nil, false, errNXDomain
+	default:
+		return nil, false, fmt.Errorf("server answered with rcode %d", a.rcode)
+	}
+	return a.addrs, a.truncated, nil
+}
+
+// exchange sends both questions to srv over UDP, and asks again over TCP
+// for a truncated answer.
+func exchange(ctx context.Context, srv dnsServer, qs [2]dnsQuestion, timeout time.Duration) ([]ipAddr, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	types := [2]dnsmessage.Type{dnsmessage.TypeA, dnsmessage.TypeAAAA}
-	var ids [2]uint16
-	var queries [2][]byte
-	for i, t := range types {
-		ids[i] = uint16(rand.Uint32())
-		q, err := buildQuery(ids[i], name, t)
-		if err != nil {
-			return nil, err
-		}
-		queries[i] = q
-	}
-
-	f, err := dialSocket(ctx, sockDgram, srv)
+	f, err := dialSocket(ctx, sockDgram, srv.ip, srv.port)
 	if err != nil {
 		return nil, err
 	}
@@ -295,12 +316,12 @@ func exchange(ctx context.Context, srv netip.AddrPort, name dnsmessage.Name, tim
 	}
 	stop := context.AfterFunc(ctx, func() { _ = f.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	for _, q := range queries {
-		if _, err := f.Write(q); err != nil {
+	for _, q := range qs {
+		if _, err := f.Write(q.msg); err != nil {
 			return nil, err
 		}
 	}
-	var answers [2][]netip.Addr
+	var answers [2][]ipAddr
 	var done [2]bool
 	buf := make([]byte, 4096)
 	for !done[0] || !done[1] {
@@ -315,18 +336,18 @@ func exchange(ctx context.Context, srv netip.AddrPort, name dnsmessage.Name, tim
 			continue
 		}
 		i := 0
-		if binary.BigEndian.Uint16(buf) == ids[1] {
+		if binary.BigEndian.Uint16(buf) == qs[1].id {
 			i = 1
 		}
-		if done[i] || binary.BigEndian.Uint16(buf) != ids[i] {
+		if done[i] || binary.BigEndian.Uint16(buf) != qs[i].id {
 			continue // a late answer to an earlier query
 		}
-		addrs, truncated, err := parseAnswer(buf[:n], ids[i], name, types[i])
+		addrs, truncated, err := qs[i].answer(buf[:n])
 		if err != nil {
 			return nil, err
 		}
 		if truncated {
-			if addrs, err = exchangeTCP(ctx, srv, queries[i], ids[i], name, types[i]); err != nil {
+			if addrs, err = exchangeTCP(ctx, srv, qs[i]); err != nil {
 				return nil, err
 			}
 		}
@@ -337,8 +358,8 @@ func exchange(ctx context.Context, srv netip.AddrPort, name dnsmessage.Name, tim
 
 // exchangeTCP asks one question over TCP, each message prefixed by its
 // length.
-func exchangeTCP(ctx context.Context, srv netip.AddrPort, query []byte, id uint16, name dnsmessage.Name, t dnsmessage.Type) ([]netip.Addr, error) {
-	f, err := dialSocket(ctx, sockStream, srv)
+func exchangeTCP(ctx context.Context, srv dnsServer, q dnsQuestion) ([]ipAddr, error) {
+	f, err := dialSocket(ctx, sockStream, srv.ip, srv.port)
 	if err != nil {
 		return nil, err
 	}
@@ -347,8 +368,8 @@ func exchangeTCP(ctx context.Context, srv netip.AddrPort, query []byte, id uint1
 	if err := f.SetDeadline(dl); err != nil {
 		return nil, err
 	}
-	msg := binary.BigEndian.AppendUint16(nil, uint16(len(query)))
-	if _, err := f.Write(append(msg, query...)); err != nil {
+	msg := binary.BigEndian.AppendUint16(nil, uint16(len(q.msg)))
+	if _, err := f.Write(append(msg, q.msg...)); err != nil {
 		return nil, err
 	}
 	var size [2]byte
@@ -359,92 +380,13 @@ func exchangeTCP(ctx context.Context, srv netip.AddrPort, query []byte, id uint1
 	if _, err := io.ReadFull(f, resp); err != nil {
 		return nil, err
 	}
-	addrs, _, err := parseAnswer(resp, id, name, t)
+	addrs, _, err := q.answer(resp)
 	return addrs, err
 }
 
 // ednsSize is the UDP answer size kwire accepts, the value DNS flag day
 // 2020 recommends.
 const ednsSize = 1232
-
-func buildQuery(id uint16, name dnsmessage.Name, t dnsmessage.Type) ([]byte, error) {
-	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: id, RecursionDesired: true})
-	b.EnableCompression()
-	if err := b.StartQuestions(); err != nil {
-		return nil, err
-	}
-	if err := b.Question(dnsmessage.Question{Name: name, Type: t, Class: dnsmessage.ClassINET}); err != nil {
-		return nil, err
-	}
-	if err := b.StartAdditionals(); err != nil {
-		return nil, err
-	}
-	var rh dnsmessage.ResourceHeader
-	if err := rh.SetEDNS0(ednsSize, dnsmessage.RCodeSuccess, false); err != nil {
-		return nil, err
-	}
-	if err := b.OPTResource(rh, dnsmessage.OPTResource{}); err != nil {
-		return nil, err
-	}
-	return b.Finish()
-}
-
-// parseAnswer returns the addresses of the answer to question (name, t)
-// with id, or errNXDomain, or whether it was truncated.
-func parseAnswer(msg []byte, id uint16, name dnsmessage.Name, t dnsmessage.Type) (addrs []netip.Addr, truncated bool, err error) {
-	var p dnsmessage.Parser
-	h, err := p.Start(msg)
-	if err != nil {
-		return nil, false, fmt.Errorf("malformed answer: %v", err)
-	}
-	if h.ID != id || !h.Response {
-		return nil, false, errors.New("answer does not match the question")
-	}
-	q, err := p.Question()
-	if err != nil || q.Type != t || !strings.EqualFold(q.Name.String(), name.String()) {
-		return nil, false, errors.New("answer does not match the question")
-	}
-	switch h.RCode {
-	case dnsmessage.RCodeSuccess:
-	case dnsmessage.RCodeNameError:
-		return nil, false, errNXDomain
-	default:
-		return nil, false, fmt.Errorf("server answered %v", h.RCode)
-	}
-	if h.Truncated {
-		return nil, true, nil
-	}
-	if err := p.SkipAllQuestions(); err != nil {
-		return nil, false, fmt.Errorf("malformed answer: %v", err)
-	}
-	for {
-		rh, err := p.AnswerHeader()
-		if errors.Is(err, dnsmessage.ErrSectionDone) {
-			return addrs, false, nil
-		}
-		if err != nil {
-			return nil, false, fmt.Errorf("malformed answer: %v", err)
-		}
-		switch {
-		case rh.Type == dnsmessage.TypeA && rh.Type == t:
-			r, err := p.AResource()
-			if err != nil {
-				return nil, false, fmt.Errorf("malformed answer: %v", err)
-			}
-			addrs = append(addrs, netip.AddrFrom4(r.A))
-		case rh.Type == dnsmessage.TypeAAAA && rh.Type == t:
-			r, err := p.AAAAResource()
-			if err != nil {
-				return nil, false, fmt.Errorf("malformed answer: %v", err)
-			}
-			addrs = append(addrs, netip.AddrFrom16(r.AAAA))
-		default:
-			if err := p.SkipAnswer(); err != nil {
-				return nil, false, fmt.Errorf("malformed answer: %v", err)
-			}
-		}
-	}
-}
 
 // splitHostPort splits "host:port" or "[ipv6]:port".
 func splitHostPort(addr string) (host string, port uint16, err error) {

@@ -5,7 +5,6 @@ package kwire
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"os"
 )
 
@@ -15,6 +14,6 @@ const (
 	sockDgram  = 2
 )
 
-func dialSocket(context.Context, int, netip.AddrPort) (*os.File, error) {
+func dialSocket(context.Context, int, ipAddr, uint16) (*os.File, error) {
 	return nil, errors.New("kwire's built-in TCP transport needs a unix system; use WithDialer")
 }

@@ -5,7 +5,6 @@ package kwire
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -22,8 +21,8 @@ const (
 // The socket is non-blocking and wrapped in an *os.File, so its reads,
 // writes and deadlines go through the runtime's poller as a net.Conn's do,
 // without linking package net.
-func dialSocket(ctx context.Context, sotype int, ap netip.AddrPort) (*os.File, error) {
-	sa, family, err := sockaddr(ap)
+func dialSocket(ctx context.Context, sotype int, ip ipAddr, port uint16) (*os.File, error) {
+	sa, family, err := sockaddr(ip, port)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +43,7 @@ func dialSocket(ctx context.Context, sotype int, ap netip.AddrPort) (*os.File, e
 		syscall.Close(fd)
 		return nil, os.NewSyscallError("connect", err)
 	}
-	f := os.NewFile(uintptr(fd), ap.String())
+	f := os.NewFile(uintptr(fd), "socket")
 	if pending {
 		if err := awaitConnect(ctx, f); err != nil {
 			f.Close()
@@ -102,14 +101,13 @@ func awaitConnect(ctx context.Context, f *os.File) error {
 	return f.SetWriteDeadline(time.Time{})
 }
 
-func sockaddr(ap netip.AddrPort) (syscall.Sockaddr, int, error) {
-	ip := ap.Addr().Unmap()
-	if ip.Is4() {
-		return &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ip.As4()}, syscall.AF_INET, nil
+func sockaddr(ip ipAddr, port uint16) (syscall.Sockaddr, int, error) {
+	if ip.v4 {
+		return &syscall.SockaddrInet4{Port: int(port), Addr: [4]byte(ip.b[12:])}, syscall.AF_INET, nil
 	}
-	sa := &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: ip.As16()}
-	if z := ip.Zone(); z != "" {
-		id, err := zoneIndex(z)
+	sa := &syscall.SockaddrInet6{Port: int(port), Addr: ip.b}
+	if ip.zone != "" {
+		id, err := zoneIndex(ip.zone)
 		if err != nil {
 			return nil, 0, err
 		}
