@@ -158,29 +158,50 @@ func (c *Client) dial(ctx context.Context, addr string) (*brokerConn, error) {
 func (c *Client) dialOnce(ctx context.Context, addr string) (*brokerConn, error) {
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.dialTimeout)
 	defer cancel()
-	conn, err := c.cfg.dialer(dctx, addr)
-	if err != nil {
-		if ctx.Err() == nil && dctx.Err() != nil {
-			err = fmt.Errorf("no connection within %v", c.cfg.dialTimeout)
+	bc, connected, err := c.connect(dctx, addr)
+	if err == nil {
+		return bc, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	timedOut := dctx.Err() != nil || errors.Is(err, errNoResponse)
+	switch {
+	case timedOut && connected:
+		op := "ApiVersions"
+		if be, ok := errors.AsType[*BrokerError](err); ok {
+			op = be.Op
 		}
-		return nil, &BrokerError{Addr: addr, Op: "dial", Err: err}
+		err = &BrokerError{Addr: addr, Op: "dial", Err: fmt.Errorf("connected, but no answer to %s within %v: is it a Kafka broker?", op, c.cfg.dialTimeout)}
+	case timedOut:
+		err = fmt.Errorf("no connection within %v", c.cfg.dialTimeout)
+	}
+	var be *BrokerError
+	if !errors.As(err, &be) {
+		be = &BrokerError{Addr: addr, Op: "dial", Err: err}
+	}
+	be.dialing = true
+	return nil, be
+}
+
+// connect opens a connection, negotiates versions and authenticates.
+func (c *Client) connect(ctx context.Context, addr string) (_ *brokerConn, connected bool, _ error) {
+	conn, err := c.cfg.dialer(ctx, addr)
+	if err != nil {
+		return nil, false, err
 	}
 	bc := &brokerConn{
 		addr:      addr,
 		conn:      conn,
 		formatter: kmsg.NewRequestFormatter(kmsg.FormatterClientID(c.cfg.clientID)),
-		timeout:   min(c.cfg.requestTimeout, c.cfg.dialTimeout),
+		timeout:   c.cfg.requestTimeout,
 		caps:      c.cfg.maxVersions,
 	}
-	if err := bc.handshake(dctx, c.cfg.sasl); err != nil {
+	if err := bc.handshake(ctx, c.cfg.sasl); err != nil {
 		bc.close()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, err
+		return nil, true, err
 	}
-	bc.timeout = c.cfg.requestTimeout
-	return bc, nil
+	return bc, true, nil
 }
 
 // errConnDropped marks a connection the broker closed or reset.
@@ -203,7 +224,7 @@ func retriable(err error) bool {
 		return e.Retriable()
 	}
 	var be *BrokerError
-	if errors.As(err, &be) && be.Op == "dial" {
+	if errors.As(err, &be) && be.dialing {
 		return false // dial already tried DialAttempts times
 	}
 	return connDropped(err)

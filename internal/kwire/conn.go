@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -21,6 +22,9 @@ const (
 	maxHandshakeResponse = 1 << 20
 	maxResponse          = 1 << 30
 )
+
+// errNoResponse is a request's deadline passing before its response came.
+var errNoResponse = errors.New("no response")
 
 // brokerConn is one connection to one broker. Its requests are serialized:
 // one is written and its response read before the next, so the group's
@@ -96,7 +100,8 @@ func (b *brokerConn) roundTrip(ctx context.Context, req kmsg.Request, timeout ti
 	corr := b.corr
 	msg := b.formatter.AppendRequest(nil, req, corr)
 
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
@@ -113,7 +118,7 @@ func (b *brokerConn) roundTrip(ctx context.Context, req kmsg.Request, timeout ti
 			return nil, ctx.Err()
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = fmt.Errorf("no response within %v", timeout.Round(time.Millisecond))
+			err = fmt.Errorf("%w within %v", errNoResponse, deadline.Sub(start).Round(time.Millisecond))
 		}
 		return nil, b.fail(req.Key(), err)
 	}
@@ -141,14 +146,11 @@ func (b *brokerConn) roundTrip(ctx context.Context, req kmsg.Request, timeout ti
 // returning its body after the correlation id.
 func (b *brokerConn) exchange(msg []byte, corr, maxSize int32) ([]byte, error) {
 	if _, err := b.conn.Write(msg); err != nil {
-		return nil, err
+		return nil, unexpectedEOF(err)
 	}
 	var head [8]byte
 	if _, err := io.ReadFull(b.conn, head[:4]); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errConnDropped
-		}
-		return nil, err
+		return nil, unexpectedEOF(err)
 	}
 	size := int32(binary.BigEndian.Uint32(head[:4]))
 	if size < 4 || size > maxSize {
@@ -167,9 +169,11 @@ func (b *brokerConn) exchange(msg []byte, corr, maxSize int32) ([]byte, error) {
 	return body, nil
 }
 
+// unexpectedEOF names a connection the broker closed or reset.
 func unexpectedEOF(err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w in the middle of a response", errConnDropped)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return errConnDropped
 	}
 	return err
 }
@@ -256,6 +260,10 @@ func (b *brokerConn) apiVersions(ctx context.Context) error {
 		b.mu.Lock()
 		resp, err := b.roundTrip(ctx, req, b.timeout, maxHandshakeResponse)
 		b.mu.Unlock()
+		if errors.Is(err, errConnDropped) {
+			// What a TLS listener does to a plaintext client, among others.
+			return &BrokerError{Addr: b.addr, Op: "ApiVersions", Err: fmt.Errorf("%w before answering: is it a TLS listener, or not a Kafka broker?", errConnDropped)}
+		}
 		if err != nil {
 			return err
 		}

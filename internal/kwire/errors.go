@@ -47,8 +47,10 @@ var (
 // negotiating with it, or a request's round trip.
 type BrokerError struct {
 	Addr string // host:port
-	Op   string // "dial", "authenticate", or the request's name
+	Op   string // "dial", "SASL … authentication", or the request's name
 	Err  error
+
+	dialing bool // it happened while opening the connection
 }
 
 func (e *BrokerError) Error() string {
@@ -76,7 +78,8 @@ func (e *VersionError) Error() string {
 
 func (e *VersionError) Is(target error) bool { return target == ErrUnsupportedVersion }
 
-// PartitionError is a failure confined to one partition.
+// PartitionError is a failure confined to one partition (Partition -1: to
+// one topic).
 type PartitionError struct {
 	Topic     string
 	Partition int32
@@ -84,7 +87,11 @@ type PartitionError struct {
 }
 
 func (e *PartitionError) Error() string {
-	return e.Topic + "/" + strconv.Itoa(int(e.Partition)) + ": " + e.Err.Error()
+	where := e.Topic
+	if e.Partition >= 0 {
+		where += "/" + strconv.Itoa(int(e.Partition))
+	}
+	return where + ": " + strings.TrimPrefix(e.Err.Error(), "kwire: ")
 }
 
 func (e *PartitionError) Unwrap() error { return e.Err }

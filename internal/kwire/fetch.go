@@ -183,7 +183,11 @@ func (m *Member) fetchRound(ctx context.Context, positions map[int32]int64, roun
 	defer cancel()
 	results := make(chan fetchResult, len(leaders))
 	for _, l := range leaders {
-		go func() { results <- m.fetchFrom(rctx, ti, l, byLeader[l], positions) }()
+		pos := make(map[int32]int64, len(byLeader[l]))
+		for _, p := range byLeader[l] {
+			pos[p] = positions[p]
+		}
+		go func() { results <- m.fetchFrom(rctx, ti, l, byLeader[l], pos) }()
 	}
 	var rec *Record
 	var firstErr error
@@ -225,7 +229,7 @@ func (m *Member) apply(res fetchResult, positions map[int32]int64) {
 	}
 }
 
-// fetchFrom sends one Fetch to a leader. positions is only read.
+// fetchFrom sends one Fetch to a leader for parts, from positions.
 func (m *Member) fetchFrom(ctx context.Context, ti *topicInfo, leader int32, parts []int32, positions map[int32]int64) fetchResult {
 	res := fetchResult{next: make(map[int32]int64)}
 	bc, err := m.c.conn(ctx, leader, roleFetch)

@@ -31,7 +31,7 @@ func versionRange(key int16) (lo, hi int16) {
 	case keyFetch:
 		return 4, 18 // v4: record batch v2, isolation level
 	case keyListOffsets:
-		return 1, 10 // v1: one offset per partition
+		return 1, 11 // v1: one offset per partition
 	case keyMetadata:
 		return 1, 13
 	case keyOffsetCommit:
@@ -51,7 +51,7 @@ func versionRange(key int16) (lo, hi int16) {
 	case keySASLHandshake:
 		return 1, 1 // v1: authentication bytes in SaslAuthenticate
 	case keyApiVersions:
-		return 0, 4
+		return 0, 5
 	case keyCreateTopics:
 		return 4, 7 // v4: -1 partitions and replication mean the broker's defaults
 	case keySASLAuthenticate:
