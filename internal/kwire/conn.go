@@ -39,10 +39,12 @@ type brokerConn struct {
 
 	dead atomic.Bool // broken is set: dial a new connection
 
-	mu       sync.Mutex
-	corr     int32
-	versions map[int16][2]int16 // the broker's min and max per API key
-	broken   error              // set once I/O failed: the stream is out of step
+	mu            sync.Mutex
+	corr          int32
+	served        int                // requests answered after the handshake
+	authenticated bool               // SASL succeeded
+	versions      map[int16][2]int16 // the broker's min and max per API key
+	broken        error              // set once I/O failed: the stream is out of step
 }
 
 // version picks the version of key to send: the highest both sides
@@ -89,7 +91,18 @@ func (b *brokerConn) request(ctx context.Context, req kmsg.Request, limit int16,
 		return nil, err
 	}
 	req.SetVersion(v)
-	return b.roundTrip(ctx, req, b.timeout+wait, maxResponse)
+	resp, err := b.roundTrip(ctx, req, b.timeout+wait, maxResponse)
+	if err == nil {
+		b.served++
+		return resp, nil
+	}
+	if b.served == 0 && !b.authenticated && errors.Is(err, errConnDropped) {
+		// A SASL listener hangs up on a client that skips authentication;
+		// trying again will not help.
+		return nil, &BrokerError{Addr: b.addr, Op: apiName(req.Key()),
+			Err: errors.New("the broker closed the connection at the first request after ApiVersions: does its listener require SASL?")}
+	}
+	return nil, err
 }
 
 // roundTrip writes req as it is versioned and reads its response. An I/O
@@ -241,7 +254,11 @@ func (b *brokerConn) handshake(ctx context.Context, m Mechanism) error {
 	if m == nil {
 		return nil
 	}
-	return b.authenticate(ctx, m)
+	if err := b.authenticate(ctx, m); err != nil {
+		return err
+	}
+	b.authenticated = true
+	return nil
 }
 
 // apiVersions learns the broker's versions. A broker answers a version of

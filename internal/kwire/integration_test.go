@@ -21,6 +21,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/microfn/microfn/internal/kafka"
@@ -707,4 +708,46 @@ func selfSignedTLS(t *testing.T) *tls.Config {
 		t.Fatal(err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+// TestReadCommitted: with ReadCommitted, Take skips a transaction that was
+// aborted (and the control records); without it, it reads the aborted
+// record, as the restarter's sarama consumer does.
+func TestReadCommitted(t *testing.T) {
+	cl := newKfake(t)
+	ctx := testCtx(t)
+	topic := "txn"
+	if err := cl.CreateTopic(topic, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	p, err := kgo.NewClient(kgo.SeedBrokers(cl.ListenAddrs()...), kgo.TransactionalID("tx"), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, c := range []struct {
+		value string
+		end   kgo.TransactionEndTry
+	}{{"aborted", kgo.TryAbort}, {"committed", kgo.TryCommit}} {
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.ProduceSync(ctx, kgo.StringRecord(c.value)).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.EndTransaction(ctx, c.end); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		opts []Opt
+		want string
+	}{{nil, "aborted"}, {[]Opt{ReadCommitted()}, "committed"}} {
+		kc := clientOf(t, cl.ListenAddrs(), c.opts...)
+		m := join(t, ctx, kc, "g-"+c.want, topic)
+		r, err := m.Take(ctx)
+		if err != nil || string(r.Value) != c.want {
+			t.Errorf("options %v: took %v %v, want %q", c.opts, r, err, c.want)
+		}
+	}
 }

@@ -129,6 +129,10 @@ func (b *brokerConn) authenticate(ctx context.Context, m Mechanism) error {
 		req.SetVersion(av)
 		req.SASLAuthBytes = msg
 		resp, err := b.roundTrip(ctx, req, b.timeout, maxHandshakeResponse)
+		if errors.Is(err, errConnDropped) {
+			// Some brokers answer bad credentials by hanging up.
+			return fail(errors.New("the broker closed the connection: wrong credentials?"))
+		}
 		if err != nil {
 			return err
 		}

@@ -89,7 +89,7 @@ func (s *session) Step(challenge []byte) ([]byte, bool, error) {
 	switch s.state {
 	case 0:
 		s.state = 1
-		s.clientNonce = base64.RawStdEncoding.EncodeToString(randomNonce())
+		s.clientNonce = nonce()
 		s.firstBare = "n=" + saslName(s.m.user) + ",r=" + s.clientNonce
 		return []byte("n,," + s.firstBare), false, nil
 	case 1:
@@ -110,10 +110,13 @@ func (s *session) Step(challenge []byte) ([]byte, bool, error) {
 	return nil, false, errors.New("SCRAM exchange already complete")
 }
 
-func randomNonce() []byte {
+// nonce is the client's nonce; a test replays the RFC's.
+var nonce = randomNonce
+
+func randomNonce() string {
 	b := make([]byte, 24)
 	_, _ = rand.Read(b) // never fails: crypto/rand panics instead
-	return b
+	return base64.RawStdEncoding.EncodeToString(b)
 }
 
 // final answers the server-first message with the client's proof.
