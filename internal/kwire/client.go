@@ -93,6 +93,12 @@ func (c *Client) Close() error {
 	return nil
 }
 
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
 // conn returns a connection to node for role, dialling one if needed.
 func (c *Client) conn(ctx context.Context, node int32, role connRole) (*brokerConn, error) {
 	key := connKey{node, role}

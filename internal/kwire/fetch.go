@@ -71,6 +71,9 @@ func (m *Member) Take(ctx context.Context) (*Record, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			if m.c.isClosed() {
+				return nil, ErrClosed
+			}
 			return nil, err
 		}
 		if rec != nil {
