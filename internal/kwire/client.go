@@ -40,8 +40,10 @@ const (
 	roleGroup                   // join, sync, heartbeat, offsets of a group
 )
 
+// connKey keys connections by address, so that a seed and the broker
+// metadata names at the same address share them.
 type connKey struct {
-	node int32
+	addr string
 	role connRole
 }
 
@@ -101,21 +103,22 @@ func (c *Client) isClosed() bool {
 
 // conn returns a connection to node for role, dialling one if needed.
 func (c *Client) conn(ctx context.Context, node int32, role connRole) (*brokerConn, error) {
-	key := connKey{node, role}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return nil, ErrClosed
 	}
+	addr, ok := c.brokers[node]
+	if !ok {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("kwire: broker %d is not in the cluster's metadata", node)
+	}
+	key := connKey{addr, role}
 	if bc := c.conns[key]; bc != nil && !bc.dead.Load() {
 		c.mu.Unlock()
 		return bc, nil
 	}
-	addr, ok := c.brokers[node]
 	c.mu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("kwire: broker %d is not in the cluster's metadata", node)
-	}
 	bc, err := c.dial(ctx, addr)
 	if err != nil {
 		return nil, err

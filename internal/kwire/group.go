@@ -132,9 +132,12 @@ func (m *Member) join(ctx context.Context) error {
 		}
 	}
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed // closed while joining: no heartbeats
+	}
 	m.committed = committed
 	m.lost = nil
-	m.mu.Unlock()
 	m.startHeartbeat()
 	return nil
 }
@@ -336,13 +339,11 @@ func RangeAssign(subs map[string][]string, partitions map[string]int32) map[stri
 }
 
 // startHeartbeat heartbeats every HeartbeatInterval until stopped. A
-// rebalance sets rejoin; an expired membership sets lost.
+// rebalance sets rejoin; an expired membership sets lost. m.mu is held.
 func (m *Member) startHeartbeat() {
 	stop, done := make(chan struct{}), make(chan struct{})
-	m.mu.Lock()
 	m.hbStop, m.hbDone = stop, done
 	gen, id := m.generation, m.memberID
-	m.mu.Unlock()
 	go func() {
 		defer close(done)
 		t := time.NewTicker(m.c.cfg.heartbeatInterval)
@@ -443,7 +444,8 @@ func (m *Member) Commit(ctx context.Context, partition int32, offset int64, meta
 }
 
 // Close leaves the group, so that its partitions go to other members at
-// once rather than after the session timeout.
+// once rather than after the session timeout. A Take in progress returns
+// ErrClosed after its current fetch (at most FetchMaxWait).
 func (m *Member) Close(ctx context.Context) error {
 	m.mu.Lock()
 	if m.closed {

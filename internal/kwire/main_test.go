@@ -2,18 +2,28 @@ package kwire
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/microfn/microfn/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
+	before := goleak.IgnoreCurrent()
 	code := m.Run()
 	testenv.Cleanup()
 	removeBinaries()
+	// Members heartbeat, Take fetches from several leaders at once: none
+	// of those goroutines may outlive a closed member or client.
+	if err := goleak.Find(before); err != nil && code == 0 {
+		fmt.Fprintln(os.Stderr, "goroutines leaked:", err)
+		code = 1
+	}
 	os.Exit(code)
 }
 
