@@ -30,6 +30,10 @@ var (
 	// does not decode; a CodecError says which and how to add it.
 	ErrCodec = errors.New("kwire: compression codec not available")
 
+	// ErrTaken is returned by a second Take: a one-shot member takes one
+	// record.
+	ErrTaken = errors.New("kwire: the member already took its record")
+
 	// ErrUnknownTopic means a topic does not exist (and was not created).
 	ErrUnknownTopic = errors.New("kwire: no such topic")
 

@@ -11,10 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// ErrTaken is returned by a second Take: a one-shot member takes one
-// record.
-var ErrTaken = errors.New("kwire: the member already took its record")
-
 // Take returns the first record of the member's partitions at or after
 // the group's committed offsets (the log start for a partition without
 // one), long-polling until one arrives or ctx is done. While it waits it
