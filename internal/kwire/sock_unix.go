@@ -53,6 +53,8 @@ func dialSocket(ctx context.Context, sotype int, ip ipAddr, port uint16) (*os.Fi
 	return f, nil
 }
 
+var errConnectTimeout = errors.New("connect: timed out")
+
 // awaitConnect waits until a non-blocking connect completes: the socket
 // becomes writable, then SO_ERROR tells how the connect ended.
 func awaitConnect(ctx context.Context, f *os.File) error {
@@ -87,11 +89,11 @@ func awaitConnect(ctx context.Context, f *os.File) error {
 		}
 	})
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return errConnectTimeout
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return errors.New("connect: timed out")
 		}
 		return err
 	}
