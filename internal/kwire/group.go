@@ -143,9 +143,11 @@ func (m *Member) join(ctx context.Context) error {
 }
 
 // joinOnce is one JoinGroup (twice when the coordinator first hands out a
-// member id) and SyncGroup. A rebalance that starts meanwhile joins again.
+// member id) and SyncGroup. A rebalance that starts meanwhile joins again,
+// a bounded number of times.
 func (m *Member) joinOnce(ctx context.Context) error {
-	for {
+	var again error
+	for range maxRejoins {
 		bc, err := m.c.coordinator(ctx, m.group)
 		if err != nil {
 			return err
@@ -167,11 +169,14 @@ func (m *Member) joinOnce(ctx context.Context) error {
 		switch err := errorCode(jr.ErrorCode); {
 		case errors.Is(err, MemberIDRequired):
 			m.setMember(jr.MemberID)
+			again = err
 			continue
 		case errors.Is(err, UnknownMemberID):
 			m.setMember("")
+			again = err
 			continue
 		case errors.Is(err, RebalanceInProgress):
+			again = err
 			continue
 		case errors.Is(err, InconsistentGroupProtocol):
 			return fmt.Errorf("kwire: join group %q: %w: its members use another protocol or assignor than %q/%q", m.group, err, protocolType, assignorName)
@@ -181,14 +186,15 @@ func (m *Member) joinOnce(ctx context.Context) error {
 		if jr.Protocol != nil && *jr.Protocol != assignorName {
 			return fmt.Errorf("kwire: join group %q: the group chose assignor %q, kwire implements only %q", m.group, *jr.Protocol, assignorName)
 		}
+		leader := jr.LeaderID == jr.MemberID
 		m.mu.Lock()
 		m.memberID = jr.MemberID
 		m.generation = jr.Generation
-		m.leader = jr.LeaderID == jr.MemberID
+		m.leader = leader
 		m.mu.Unlock()
 
 		var plan []kmsg.SyncGroupRequestGroupAssignment
-		if m.leader && !jr.SkipAssignment {
+		if leader && !jr.SkipAssignment {
 			if plan, err = m.assign(ctx, jr.Members); err != nil {
 				return err
 			}
@@ -207,9 +213,11 @@ func (m *Member) joinOnce(ctx context.Context) error {
 		sr := resp.(*kmsg.SyncGroupResponse)
 		switch err := errorCode(sr.ErrorCode); {
 		case errors.Is(err, RebalanceInProgress), errors.Is(err, IllegalGeneration):
+			again = err
 			continue
 		case errors.Is(err, UnknownMemberID):
 			m.setMember("")
+			again = err
 			continue
 		case err != nil:
 			return fmt.Errorf("kwire: sync group %q: %w", m.group, err)
@@ -232,7 +240,12 @@ func (m *Member) joinOnce(ctx context.Context) error {
 		m.mu.Unlock()
 		return nil
 	}
+	return fmt.Errorf("kwire: join group %q: rebalancing still after %d joins: %w", m.group, maxRejoins, again)
 }
+
+// maxRejoins bounds the joins of one joinOnce: a group whose members keep
+// coming and going may never settle.
+const maxRejoins = 20
 
 func (m *Member) setMember(id string) {
 	m.mu.Lock()

@@ -67,6 +67,11 @@ func (c *Client) Produce(ctx context.Context, recs ...*Record) error {
 			continue
 		}
 		n := int32(len(ti.partitions))
+		if n == 0 {
+			perr.Partitions = append(perr.Partitions, &PartitionError{Topic: r.Topic, Partition: -1, Err: LeaderNotAvailable})
+			infos[r.Topic] = nil
+			continue
+		}
 		if r.Key != nil {
 			r.Partition = HashPartition(r.Key, n)
 		} else {
