@@ -19,7 +19,7 @@ import (
 // committed. Control records, and with ReadCommitted records of aborted
 // transactions, are skipped. A committed offset outside its partition's
 // log is a hole: Take starts that partition at the log's start and lists
-// it in Holes.
+// it in Holes. Take is not safe to call concurrently with itself.
 func (m *Member) Take(ctx context.Context) (*Record, error) {
 	if m.taken.Load() {
 		return nil, ErrTaken
