@@ -38,9 +38,6 @@ type joinFunc func(ctx context.Context, brokers, clientID, group, topic string, 
 
 var join joinFunc
 
-// errUnreachable marks a join that failed because no broker answered.
-var errUnreachable = errors.New("broker unreachable")
-
 // standalone joins the subscriber's consumer group, takes exactly one
 // message, handles it, commits synchronously and returns the exit code.
 func standalone(ctx context.Context, f *Func, brokers string, _ func(string) string, stderr io.Writer) int {

@@ -17,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/microfn/microfn/internal/kafka"
-	"github.com/microfn/microfn/internal/testenv"
 )
 
 // waitFor polls cond until it holds, failing the test after 20s.
@@ -42,7 +41,7 @@ func TestCommitDuringRebalance(t *testing.T) {
 	a, env := testClient(t, opts...)
 	b, _ := testClient(t, opts...)
 	ctx := testCtx(t)
-	topic := testenv.Topic(t)
+	topic := topicName(t)
 	group := "g-" + topic
 	createTopic(t, env.Brokers, topic, 2)
 	for i := range 2 {
@@ -90,7 +89,7 @@ func TestCommitDuringRebalance(t *testing.T) {
 func TestNewPartitions(t *testing.T) {
 	c, env := testClient(t, MetadataMaxAge(200*time.Millisecond), HeartbeatInterval(100*time.Millisecond))
 	ctx := testCtx(t)
-	topic := testenv.Topic(t)
+	topic := topicName(t)
 	createTopic(t, env.Brokers, topic, 1)
 	m := join(t, ctx, c, "g-"+topic, topic)
 	admin, err := sarama.NewClusterAdmin(strings.Split(env.Brokers, ","), kafka.Config("kwire-test"))
@@ -125,7 +124,7 @@ func TestNewPartitions(t *testing.T) {
 func TestProduceSplitsBatches(t *testing.T) {
 	c, env := testClient(t)
 	ctx := testCtx(t)
-	topic := testenv.Topic(t)
+	topic := topicName(t)
 	createTopic(t, env.Brokers, topic, 1)
 	var recs []*Record
 	for i := range 5 {
@@ -146,7 +145,7 @@ func TestProduceSplitsBatches(t *testing.T) {
 func TestCloseDuringTake(t *testing.T) {
 	c, env := testClient(t)
 	ctx := testCtx(t)
-	topic := testenv.Topic(t)
+	topic := topicName(t)
 	createTopic(t, env.Brokers, topic, 1)
 	m := join(t, ctx, c, "g-"+topic, topic)
 	cctx, cancel := context.WithCancel(ctx)

@@ -25,7 +25,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/microfn/microfn/internal/kafka"
-	"github.com/microfn/microfn/internal/testenv"
 )
 
 // newKfake starts a kfake cluster on loopback for a test that needs one of
@@ -80,7 +79,7 @@ func join(t *testing.T, ctx context.Context, c *Client, group, topic string) *Me
 func TestTakeCommitReadBack(t *testing.T) {
 	c, env := testClient(t)
 	ctx := testCtx(t)
-	topic := testenv.Topic(t)
+	topic := topicName(t)
 	createTopic(t, env.Brokers, topic, 1)
 	group := "g-" + topic
 	recs := []*Record{
@@ -148,7 +147,7 @@ func TestTakeCommitReadBack(t *testing.T) {
 func TestProduceReadBySarama(t *testing.T) {
 	c, env := testClient(t)
 	ctx := testCtx(t)
-	topic := testenv.Topic(t)
+	topic := topicName(t)
 	createTopic(t, env.Brokers, topic, 4)
 	in := []*Record{
 		{Topic: topic, Key: []byte("k1"), Value: []byte("v1"), Headers: []Header{{"h1", []byte("x")}, {"h1", []byte("y")}, {"nil", nil}}},
@@ -298,7 +297,7 @@ func keyFor(p, n int32) []byte {
 func TestGroupSharedWithSarama(t *testing.T) {
 	c, env := testClient(t, HeartbeatInterval(200*time.Millisecond))
 	ctx := testCtx(t)
-	topic := testenv.Topic(t)
+	topic := topicName(t)
 	group := "g-" + topic
 	createTopic(t, env.Brokers, topic, 4)
 
@@ -343,7 +342,7 @@ func TestSaramaCompressedBatches(t *testing.T) {
 	ctx := testCtx(t)
 	for _, codec := range []sarama.CompressionCodec{sarama.CompressionGZIP, sarama.CompressionLZ4, sarama.CompressionSnappy} {
 		t.Run(codec.String(), func(t *testing.T) {
-			topic := testenv.Topic(t)
+			topic := topicName(t)
 			createTopic(t, env.Brokers, topic, 1)
 			produceCompressed(t, env.Brokers, topic, codec)
 			group := "g-" + topic
@@ -652,7 +651,11 @@ func TestBrokerUnreachable(t *testing.T) {
 		c.Read(make([]byte, 100))
 		c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"))
 	})
-	silent := serve(func(c net.Conn) { c.Read(make([]byte, 1<<16)); time.Sleep(5 * time.Second) })
+	// The silent server holds its connection, answering nothing, until
+	// the test ends.
+	ended := make(chan struct{})
+	t.Cleanup(func() { close(ended) })
+	silent := serve(func(c net.Conn) { c.Read(make([]byte, 1<<16)); <-ended })
 	hangup := serve(func(c net.Conn) {})
 	tlsKafka := newKfake(t, kfake.TLS(selfSignedTLS(t))).ListenAddrs()[0]
 

@@ -14,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/microfn/microfn/internal/testenv"
 )
 
 const (
@@ -98,7 +96,7 @@ func TestTakeProcess(t *testing.T) {
 	}
 	c, env := testClient(t)
 	ctx := testCtx(t)
-	topic, copyTo := testenv.Topic(t), testenv.Topic(t)+"-copy"
+	topic, copyTo := topicName(t), topicName(t)+"-copy"
 	createTopic(t, env.Brokers, topic, 1)
 	if err := c.Produce(ctx, &Record{Topic: topic, Key: []byte("k"), Value: []byte("hello")}); err != nil {
 		t.Fatal(err)

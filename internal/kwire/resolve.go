@@ -392,7 +392,7 @@ const ednsSize = 1232
 func splitHostPort(addr string) (host string, port uint16, err error) {
 	i := strings.LastIndexByte(addr, ':')
 	if i < 0 {
-		return "", 0, fmt.Errorf("broker address %q: want host:port", addr)
+		return "", 0, fmt.Errorf("invalid broker address %q: want host:port", addr)
 	}
 	host, p := addr[:i], addr[i+1:]
 	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {

@@ -2,14 +2,12 @@ package kwire
 
 import (
 	"testing"
-
-	"github.com/microfn/microfn/internal/testenv"
 )
 
 func TestSmoke(t *testing.T) {
 	c, _ := testClient(t)
 	ctx := testCtx(t)
-	topic := testenv.Topic(t)
+	topic := topicName(t)
 	recs := []*Record{{Topic: topic, Key: []byte("k"), Value: []byte("v"), Headers: []Header{{"h", []byte("x")}}}}
 	if err := c.Produce(ctx, recs...); err != nil {
 		t.Fatal(err)
