@@ -458,6 +458,13 @@ func injectProduceFault(t *testing.T, env *testenv.Env, topic string, mode fault
 		code = kerr.MessageTooLarge.Code
 	}
 	c := env.Embedded.Cluster()
+	// Produce v13 (Kafka 4) names topics by id, not name: create the
+	// topic now to learn its id (an error means it exists already).
+	_ = c.CreateTopic(topic, broker.DefaultPartitions, nil)
+	info := c.TopicInfo(topic)
+	if info == nil {
+		t.Fatalf("topic %s missing after creating it", topic)
+	}
 	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 		if !f.on.Load() {
 			c.DropControl() // only possible from inside a control function
@@ -467,7 +474,7 @@ func injectProduceFault(t *testing.T, env *testenv.Env, topic string, mode fault
 		req := kreq.(*kmsg.ProduceRequest)
 		hit := false
 		for _, tp := range req.Topics {
-			hit = hit || tp.Topic == topic
+			hit = hit || tp.Topic == topic || tp.TopicID == info.TopicID
 		}
 		if !hit {
 			return nil, nil, false
@@ -475,7 +482,7 @@ func injectProduceFault(t *testing.T, env *testenv.Env, topic string, mode fault
 		resp := req.ResponseKind().(*kmsg.ProduceResponse)
 		for _, tp := range req.Topics {
 			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic = tp.Topic
+			rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
 			for _, p := range tp.Partitions {
 				rp := kmsg.NewProduceResponseTopicPartition()
 				rp.Partition = p.Partition
