@@ -218,6 +218,13 @@ func (s *oneShot) publish(events []Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	topics := make([]string, len(events))
+	for i, e := range events {
+		topics[i] = e.Topic
+	}
+	// Dead-letter and event topics are ours to create where the broker
+	// does not create topics on first use.
+	missing := kafka.NewTopics(s.client, s.log).Ensure(topics...)
 	p, err := sarama.NewSyncProducerFromClient(s.client)
 	if err != nil {
 		return err
@@ -227,5 +234,11 @@ func (s *oneShot) publish(events []Event) error {
 	for i, e := range events {
 		msgs[i] = kafka.ProducerMessage(e.Topic, e.Key, e.Value, e.Headers)
 	}
-	return p.SendMessages(msgs)
+	if err := p.SendMessages(msgs); err != nil {
+		if missing != nil {
+			return missing
+		}
+		return err
+	}
+	return nil
 }

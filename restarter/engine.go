@@ -73,7 +73,9 @@ type Status struct {
 type Engine struct {
 	cfg      Config
 	log      *slog.Logger
+	client   sarama.Client // the producer's
 	producer sarama.SyncProducer
+	topics   *kafka.Topics
 
 	mu   sync.Mutex
 	deps map[string]*deployment
@@ -108,11 +110,17 @@ func New(cfg Config) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p, err := sarama.NewSyncProducer(cfg.Brokers, kafka.Config("microfn-restarter"))
+	client, err := sarama.NewClient(cfg.Brokers, kafka.Config("microfn-restarter"))
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach Kafka at %v: %w", cfg.Brokers, err)
 	}
-	return &Engine{cfg: cfg, log: log, producer: p, deps: map[string]*deployment{}, stop: map[string]context.CancelFunc{}}, nil
+	p, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("cannot reach Kafka at %v: %w", cfg.Brokers, err)
+	}
+	return &Engine{cfg: cfg, log: log, client: client, producer: p, topics: kafka.NewTopics(client, log),
+		deps: map[string]*deployment{}, stop: map[string]context.CancelFunc{}}, nil
 }
 
 // Deploy starts a deployment, or replaces the one with the same name (the
@@ -230,24 +238,35 @@ func (e *Engine) close(ctx context.Context) error {
 	wg.Wait()
 	e.pubMu.Lock()
 	e.pubClosed = true
-	errs = append(errs, e.producer.Close())
+	errs = append(errs, e.producer.Close(), e.client.Close())
 	e.pubMu.Unlock()
 	return errors.Join(errs...)
 }
 
-// publish sends records synchronously.
+// publish sends records synchronously, creating their topics first
+// where they do not exist (dead-letter and event topics are microfn's to
+// create when the broker does not auto-create topics).
 func (e *Engine) publish(events []fn.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
 	msgs := make([]*sarama.ProducerMessage, len(events))
+	topics := make([]string, len(events))
 	for i, ev := range events {
 		msgs[i] = kafka.ProducerMessage(ev.Topic, ev.Key, ev.Value, ev.Headers)
+		topics[i] = ev.Topic
 	}
 	e.pubMu.RLock()
 	defer e.pubMu.RUnlock()
 	if e.pubClosed {
 		return errClosed
 	}
-	return e.producer.SendMessages(msgs)
+	missing := e.topics.Ensure(topics...)
+	if err := e.producer.SendMessages(msgs); err != nil {
+		if missing != nil {
+			return missing // says why better than the produce's "unknown topic"
+		}
+		return err
+	}
+	return nil
 }
