@@ -39,6 +39,12 @@ type sentMsg struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
+	return newRigPartitions(t, rigPartitions)
+}
+
+// newRigPartitions is newRig with a topic of the given partition count.
+func newRigPartitions(t *testing.T, partitions int32) *rig {
+	t.Helper()
 	env := testenv.Broker(t)
 	brokers, err := kafka.ParseBrokers(env.Brokers)
 	if err != nil {
@@ -46,9 +52,9 @@ func newRig(t *testing.T) *rig {
 	}
 	r := &rig{t: t, env: env, brokers: brokers, bin: build(t, "tests/testfn", "microfn_lean"),
 		topic: testenv.Topic(t), logPath: filepath.Join(t.TempDir(), "log")}
-	// Created up front with as many partitions as the embedded broker's
-	// default, whatever the broker's num.partitions (Kafka's default is 1).
-	createTopic(t, env.Brokers, r.topic, rigPartitions)
+	// Created up front with a known partition count, whatever the broker's
+	// num.partitions (Kafka's default is 1, the embedded broker's 4).
+	createTopic(t, env.Brokers, r.topic, partitions)
 	return r
 }
 

@@ -12,6 +12,8 @@
 //	hang          start a child process (sleep 3600) and wait for it for ever
 //	alloc=N       allocate and touch N MiB, then succeed
 //	fail-if=PATH  fail while the file PATH exists
+//	sleep-fail=D  sleep for duration D, then fail
+//	block-while=PATH  wait while the file PATH exists, then succeed
 //
 // With TESTFN_CRASH_AT_START=1 the binary exits with code 3 before it
 // declares anything: a crash loop at start-up.
@@ -86,6 +88,17 @@ func handle(ctx context.Context, v []byte) error {
 	case "fail-if":
 		if _, err := os.Stat(arg); err == nil {
 			return fmt.Errorf("told to fail while %s exists", arg)
+		}
+	case "sleep-fail":
+		d, _ := time.ParseDuration(arg)
+		time.Sleep(d)
+		return errors.New("told to fail after sleeping")
+	case "block-while":
+		for {
+			if _, err := os.Stat(arg); err != nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	case "alloc":
 		n, _ := strconv.Atoi(arg)
