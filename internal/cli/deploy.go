@@ -152,6 +152,7 @@ func runDeploy(ctx context.Context, opts DeployOptions) error {
 		return err
 	}
 	defer cleanup()
+	warnIfTopicMissing(ctx, opts.IO.Err, client, spec.Topic)
 	st, err := client.Deploy(ctx, spec)
 	if err != nil {
 		return fromDaemon(err)
