@@ -143,6 +143,13 @@ func (h *logAttrs) Handle(_ context.Context, rec slog.Record) error {
 	return nil
 }
 
+// snapshot returns the lines so far.
+func (l *logLines) snapshot() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lines)
+}
+
 // count is how many lines contain s.
 func (l *logLines) count(s string) int {
 	l.mu.Lock()
