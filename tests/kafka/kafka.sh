@@ -7,6 +7,14 @@
 #                                                   answers, print its bootstrap
 #                                                   address as the last line
 #   tests/kafka/kafka.sh stop DIR                   stop it; nothing is left running
+#   tests/kafka/kafka.sh test [GO TEST ARGS...]      the real-Kafka test pass: start a
+#                                                   Kafka that creates no topic on first
+#                                                   use in a temporary DIR, run
+#                                                   go test -race -count=1 on the
+#                                                   packages whose tests talk to a broker
+#                                                   with FN_TEST_BROKERS set to it, stop
+#                                                   it (also on failure or ^C), exit as
+#                                                   go test did
 #
 # The broker is org.apache.kafka:kafka_2.13 at the version pom.xml pins; the
 # first start downloads it into Maven's local repository, later starts reuse it.
@@ -22,7 +30,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
 usage() {
-	echo "usage: kafka.sh start DIR [KEY=VALUE...] | kafka.sh stop DIR" >&2
+	echo "usage: kafka.sh start DIR [KEY=VALUE...] | kafka.sh stop DIR | kafka.sh test [GO TEST ARGS...]" >&2
 	exit 2
 }
 
@@ -176,9 +184,32 @@ stop() {
 	rm -f "$dir/kafka.pid"
 }
 
-[ $# -ge 2 ] || usage
+# The packages whose tests talk to a broker (through internal/testenv).
+test_packages=(./tests/ ./broker/ ./restarter/ ./internal/bench/)
+
+run_tests() {
+	local dir brokers rc=0
+	dir=$(mktemp -d)
+	# shellcheck disable=SC2064 # expand dir now
+	trap "stop '$dir'; rm -rf '$dir'" EXIT
+	trap 'exit 130' INT TERM
+	# Production Kafka often creates no topics on first use; microfn must
+	# create those it writes, and the tests those they read.
+	brokers=$(start "$dir" auto.create.topics.enable=false | tail -n 1)
+	cd "$here/../.."
+	local pkgs=("${test_packages[@]}") a
+	for a in "$@"; do
+		[[ $a == ./* ]] && pkgs=() # packages given
+	done
+	echo "kafka.sh: FN_TEST_BROKERS=$brokers go test -race -count=1 -timeout 30m $* ${pkgs[*]}" >&2
+	FN_TEST_BROKERS=$brokers go test -race -count=1 -timeout 30m "$@" "${pkgs[@]}" || rc=$?
+	return $rc
+}
+
+[ $# -ge 1 ] || usage
 case $1 in
-start) shift; start "$@" ;;
+test) shift; run_tests "$@" ;;
+start) [ $# -ge 2 ] || usage; shift; start "$@" ;;
 stop) [ $# -eq 2 ] || usage; stop "$2" ;;
 *) usage ;;
 esac
