@@ -61,6 +61,29 @@ func Broker(t testing.TB) *Env {
 	return shared
 }
 
+// Selected is the kind of broker Broker runs the tests against, without
+// starting it.
+func Selected() Kind {
+	switch {
+	case os.Getenv("FN_TEST_BROKERS") != "":
+		return KindExternal
+	case os.Getenv("FN_TEST_DOCKER") == "1":
+		return KindDocker
+	}
+	return KindEmbedded
+}
+
+// EmbeddedPassOnly skips a test that does not use the test broker (it
+// starts an embedded broker of its own, or needs none) unless the tests
+// run on the embedded broker: on another broker it would only repeat what
+// the embedded pass ran.
+func EmbeddedPassOnly(t testing.TB) {
+	t.Helper()
+	if k := Selected(); k != KindEmbedded {
+		t.Skipf("independent of the test broker (%s here): runs in the embedded pass, go test without FN_TEST_BROKERS or FN_TEST_DOCKER", k)
+	}
+}
+
 // Cleanup stops the shared broker if one was started.
 func Cleanup() {
 	if stop != nil {
@@ -69,10 +92,10 @@ func Cleanup() {
 }
 
 func start() (*Env, func(), error) {
-	if b := os.Getenv("FN_TEST_BROKERS"); b != "" {
-		return &Env{Kind: KindExternal, Brokers: b}, nil, nil
-	}
-	if os.Getenv("FN_TEST_DOCKER") == "1" {
+	switch Selected() {
+	case KindExternal:
+		return &Env{Kind: KindExternal, Brokers: os.Getenv("FN_TEST_BROKERS")}, nil, nil
+	case KindDocker:
 		return startDocker()
 	}
 	e, err := broker.StartEmbedded(broker.EmbeddedConfig{Listen: "127.0.0.1:0"})
