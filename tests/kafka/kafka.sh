@@ -107,8 +107,15 @@ start() {
 	local try
 	for try in 1 2 3; do
 		local port cport
-		port=$(free_port)
-		cport=$(free_port)
+		if [ "$try" = 1 ] && [ -f "$dir/data/meta.properties" ] && [ -f "$dir/server.properties" ]; then
+			# A restart: the controller's address is part of the formatted
+			# quorum, so keep the ports of the first start.
+			port=$(sed -n 's|^advertised.listeners=PLAINTEXT://127.0.0.1:||p' "$dir/server.properties")
+			cport=$(sed -n 's|^controller.quorum.bootstrap.servers=127.0.0.1:||p' "$dir/server.properties")
+		else
+			port=$(free_port)
+			cport=$(free_port)
+		fi
 		[ "$port" != "$cport" ] || continue
 		{
 			cat "$here/server.properties"
