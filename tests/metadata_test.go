@@ -46,13 +46,14 @@ func TestRestarterAttemptCountsSurviveRestart(t *testing.T) {
 	r := newRigPartitions(t, 1)
 	s := r.spec(1)
 	s.MaxAttempts = 3
-	produce(t, r.env.Brokers, r.topic, record{key: []byte("k"), value: []byte("sleep-fail=1s id-x")})
+	produce(t, r.env.Brokers, r.topic, record{key: []byte("k"), value: []byte("sleep-fail=3s id-x")})
 	r.sent = []sentMsg{{id: "id-x"}}
 
 	e1 := r.engine()
 	r.deploy(e1, s)
-	// Stop while the second attempt runs: it finishes, its failure is
-	// committed, and the retry it schedules is dropped with the partition.
+	// Stop while the second attempt runs (3 s, ample for the log poll to
+	// see it start): it finishes, its failure is committed, and the retry
+	// it schedules is dropped with the partition.
 	r.waitFor(settle, "a second attempt", func(rep *report) bool { return len(rep.invs) == 2 }, statusOf(e1))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
