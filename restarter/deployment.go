@@ -447,6 +447,7 @@ func (d *deployment) invoke(it *item, p *proc) (fn.Result, *proc) {
 	}()
 
 	var out *pipe.Outcome
+	late := false // the deadline's SIGTERM came before the outcome
 	if !d.spec.Plain {
 		pm := &pipe.Message{Topic: km.Topic, Partition: km.Partition, Offset: km.Offset, Key: km.Key,
 			Value: km.Value, Timestamp: km.Timestamp, Attempt: it.attempt, Deadline: start.Add(timeout)}
@@ -457,6 +458,7 @@ func (d *deployment) invoke(it *item, p *proc) (fn.Result, *proc) {
 			p.in.Close()
 			if typ, body, err := pipe.ReadFrame(p.out); err == nil && typ == pipe.TypeOutcome {
 				out, _ = pipe.DecodeOutcome(body)
+				late = p.killed.Load()
 			}
 		}
 		p.out.Close()
@@ -472,6 +474,13 @@ func (d *deployment) invoke(it *item, p *proc) (fn.Result, *proc) {
 				ev.Headers[h.Key] = h.Value
 			}
 			r.Events = append(r.Events, ev)
+		}
+		if late && r.Outcome != fn.OutcomeAck {
+			// The SIGTERM may have ended what the handler waited for (a
+			// child in its process group) before the function's own
+			// deadline fired: the attempt overran, whatever it reported.
+			r = fn.Result{Outcome: fn.OutcomeRetry, Failure: fn.FailureTimeout, Duration: r.Duration,
+				Err: fmt.Errorf("timed out after %v (then reported: %v)", timeout, r.Err)}
 		}
 		// The process exits by itself; reaping happens off this path.
 		return r, p
