@@ -42,7 +42,13 @@ type Kafka struct {
 	cfg     KafkaConfig
 	brokers []string
 	pub     *wkafka.Publisher
+	// client and topics create the topics Publish writes to where the
+	// broker does not create topics on first use.
+	client  sarama.Client
+	topics  *kafka.Topics
 	onClose func() error
+
+	closeOnce sync.Once
 }
 
 // NewKafka connects a publisher to Kafka; it fails when no broker answers.
@@ -53,12 +59,18 @@ func NewKafka(_ context.Context, cfg KafkaConfig) (*Kafka, error) {
 		return nil, err
 	}
 	k := &Kafka{cfg: cfg, brokers: brokers}
+	k.client, err = sarama.NewClient(brokers, k.saramaConfig())
+	if err != nil {
+		return nil, Unreachable(brokers, err)
+	}
+	k.topics = kafka.NewTopics(k.client, nil)
 	k.pub, err = wkafka.NewPublisher(wkafka.PublisherConfig{
 		Brokers:               brokers,
 		Marshaler:             Marshaler{},
 		OverwriteSaramaConfig: k.saramaConfig(),
 	}, cfg.Logger)
 	if err != nil {
+		k.client.Close()
 		return nil, Unreachable(brokers, err)
 	}
 	return k, nil
@@ -83,9 +95,18 @@ func (k *Kafka) saramaConfig() *sarama.Config {
 // Brokers returns the broker addresses in use.
 func (k *Kafka) Brokers() []string { return k.brokers }
 
-// Publish publishes messages synchronously, in order.
+// Publish publishes messages synchronously, in order. It creates topic,
+// with the broker's default partitions and replication, when it does not
+// exist.
 func (k *Kafka) Publish(topic string, msgs ...*message.Message) error {
-	return k.pub.Publish(topic, msgs...)
+	missing := k.topics.Ensure(topic)
+	if err := k.pub.Publish(topic, msgs...); err != nil {
+		if missing != nil {
+			return missing // says why better than the produce's "unknown topic"
+		}
+		return err
+	}
+	return nil
 }
 
 // Subscriber returns a consumer-group subscriber. It commits a message's
@@ -117,12 +138,17 @@ func (k *Kafka) Subscriber(group string) (message.Subscriber, error) {
 
 // Close closes the publisher and the embedded broker if Open started one.
 // Subscribers belong to whoever asked for them: close them first.
+// Closing it again does nothing.
 func (k *Kafka) Close() error {
-	errs := []error{k.pub.Close()}
-	if k.onClose != nil {
-		errs = append(errs, k.onClose())
-	}
-	return errors.Join(errs...)
+	var err error
+	k.closeOnce.Do(func() {
+		errs := []error{k.pub.Close(), k.client.Close()}
+		if k.onClose != nil {
+			errs = append(errs, k.onClose())
+		}
+		err = errors.Join(errs...)
+	})
+	return err
 }
 
 // Marshaler maps watermill messages to Kafka records and back, keeping the

@@ -82,7 +82,9 @@ type Status struct {
 type Engine struct {
 	cfg      Config
 	log      *slog.Logger
+	client   sarama.Client // the producer's
 	producer sarama.SyncProducer
+	topics   *kafka.Topics
 
 	mu   sync.Mutex
 	deps map[string]*deployment
@@ -117,11 +119,17 @@ func New(cfg Config) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p, err := sarama.NewSyncProducer(cfg.Brokers, kafka.Config("microfn-restarter"))
+	client, err := sarama.NewClient(cfg.Brokers, kafka.Config("microfn-restarter"))
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach Kafka at %v: %w", cfg.Brokers, err)
 	}
-	return &Engine{cfg: cfg, log: log, producer: p, deps: map[string]*deployment{}, stop: map[string]context.CancelFunc{}}, nil
+	p, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("cannot reach Kafka at %v: %w", cfg.Brokers, err)
+	}
+	return &Engine{cfg: cfg, log: log, client: client, producer: p, topics: kafka.NewTopics(client, log),
+		deps: map[string]*deployment{}, stop: map[string]context.CancelFunc{}}, nil
 }
 
 // Deploy starts a deployment, or replaces the one with the same name (the
@@ -236,12 +244,14 @@ func (e *Engine) close(ctx context.Context) error {
 	wg.Wait()
 	e.pubMu.Lock()
 	e.pubClosed = true
-	errs = append(errs, e.producer.Close())
+	errs = append(errs, e.producer.Close(), e.client.Close())
 	e.pubMu.Unlock()
 	return errors.Join(errs...)
 }
 
-// send publishes records synchronously, as a delivery.SendFunc.
+// send publishes records synchronously, as a delivery.SendFunc, creating
+// their topics first where they do not exist (dead-letter and event topics
+// are microfn's to create when the broker does not auto-create topics).
 func (e *Engine) send(_ context.Context, records []delivery.Record) ([]delivery.Record, error) {
 	if len(records) == 0 {
 		return nil, nil
@@ -251,5 +261,15 @@ func (e *Engine) send(_ context.Context, records []delivery.Record) ([]delivery.
 	if e.pubClosed {
 		return nil, errClosed
 	}
-	return kafka.Send(e.producer, records)
+	topics := make([]string, len(records))
+	for i, r := range records {
+		topics[i] = r.Topic
+	}
+	missing := e.topics.Ensure(topics...)
+	unsent, err := kafka.Send(e.producer, records)
+	if err != nil && missing != nil {
+		// Says why better than the produce's "unknown topic".
+		err = fmt.Errorf("%w (%v)", err, missing)
+	}
+	return unsent, err
 }

@@ -34,6 +34,15 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	topic := testenv.Topic(t)
+	// A real Kafka may create no topics on first use.
+	admin, err := sarama.NewClusterAdmin(brokers, kafka.Config("t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 4, ReplicationFactor: -1}, false); err != nil {
+		t.Fatal(err)
+	}
 	logPath := filepath.Join(t.TempDir(), "log")
 	if err := e.Deploy(context.Background(), restarter.Spec{Name: "smoke", Binary: bin, Topic: topic, Pool: 4,
 		Env: []string{"TESTFN_LOG=" + logPath}}); err != nil {

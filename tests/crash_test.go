@@ -336,7 +336,7 @@ func TestDaemonEmbeddedBrokerSurvivesKill9(t *testing.T) {
 	fnctl := build(t, "cmd/fnctl")
 	u := &upEmbedded{t: t, fnctl: fnctl, state: t.TempDir(), brokerAddr: freePort(t), apiAddr: freePort(t)}
 	topic := "orders"
-	r := &rig{t: t, env: &testenv.Env{Kind: "fnctl up", Brokers: u.brokerAddr}, bin: build(t, "tests/testfn", "microfn_lean"),
+	r := &rig{t: t, env: &testenv.Env{Kind: "fnctl up", Brokers: u.brokerAddr}, bin: build(t, "tests/testfn"),
 		topic: topic, logPath: filepath.Join(t.TempDir(), "log")}
 	const pool = 4
 	// Messages handled since the last restart when the daemon is killed

@@ -192,3 +192,19 @@ func TestDaemonReplay(t *testing.T) {
 		t.Fatalf("replay of an unknown deployment: exit %d, %q", r2.code, r2.stderr)
 	}
 }
+
+// fnctl deploy says when the subscribed topic does not exist, and not
+// when it does.
+func TestDaemonDeployWarnsOfMissingTopic(t *testing.T) {
+	r := newRig(t)
+	fnctl := build(t, "cmd/fnctl")
+	d := startDaemon(t, fnctl, t.TempDir(), freePort(t), r.env.Brokers)
+	missing := r.topic + "-missing"
+	out := d.ctl("deploy", r.bin, "--name", "nosuchtopic", "--topic", missing)
+	if !strings.Contains(out, fmt.Sprintf("warning: topic %q does not exist", missing)) {
+		t.Errorf("deploy on a missing topic said %q", out)
+	}
+	if out := d.ctl("deploy", r.bin, "--name", "topicexists", "--topic", r.topic); strings.Contains(out, "warning") {
+		t.Errorf("deploy on an existing topic said %q", out)
+	}
+}

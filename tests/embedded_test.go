@@ -7,12 +7,14 @@ import (
 
 	"github.com/microfn/microfn/broker"
 	"github.com/microfn/microfn/internal/fnproto"
+	"github.com/microfn/microfn/internal/testenv"
 )
 
 // The embedded broker keeps records and committed offsets across a
 // restart: after it, the records are all there and the function resumes
 // after the message it had committed.
 func TestEmbeddedBrokerKeepsRecordsAndOffsetsAcrossRestart(t *testing.T) {
+	testenv.EmbeddedPassOnly(t)
 	bin := build(t, "tests/testfn")
 	data := t.TempDir()
 	logPath := filepath.Join(t.TempDir(), "log")

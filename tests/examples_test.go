@@ -8,10 +8,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/microfn/microfn/internal/testenv"
 )
 
 // The README's quick start works as it says.
 func TestQuickstartExample(t *testing.T) {
+	testenv.EmbeddedPassOnly(t)
 	bin := build(t, "examples/quickstart")
 	r := run(t, 2*time.Minute, bin, nil)
 	if r.code != 0 {
@@ -44,6 +47,7 @@ func normalize(out string) []string {
 
 // fnctl invoke runs a function once, locally, as the restarter would.
 func TestFnctlInvoke(t *testing.T) {
+	testenv.EmbeddedPassOnly(t)
 	fnctl := build(t, "cmd/fnctl")
 	r := run(t, 2*time.Minute, fnctl, nil, "invoke", "../examples/greeter", `{"name":"ada"}`, "--key", "ada")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "ack\nemit greetings key=ada {\"text\":\"hello, ada\"") {

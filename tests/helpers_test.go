@@ -117,13 +117,45 @@ type record struct {
 	headers map[string]string
 }
 
+// testConfig is the tests' own client configuration: it never creates a
+// topic by asking for it, so a topic that microfn should have created but
+// did not stays missing, on a broker that auto-creates topics too.
+func testConfig() *sarama.Config {
+	c := kafka.Config("tests")
+	c.Metadata.AllowAutoTopicCreation = false
+	return c
+}
+
+// createTopic creates topic with the given partition count (-1: the
+// broker's default), as a user creates the topics functions consume: a
+// production Kafka often does not create topics on first use.
+func createTopic(t *testing.T, brokers, topic string, partitions int32) {
+	t.Helper()
+	addrs, err := kafka.ParseBrokers(brokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sarama.NewClusterAdmin(addrs, testConfig())
+	if err != nil {
+		t.Fatalf("admin client: %v", err)
+	}
+	defer admin.Close()
+	err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: -1}, false)
+	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+}
+
+// produce writes recs to topic, creating it with the broker's default
+// partition count when it does not exist.
 func produce(t *testing.T, brokers, topic string, recs ...record) {
 	t.Helper()
 	addrs, err := kafka.ParseBrokers(brokers)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := sarama.NewSyncProducer(addrs, kafka.Config("tests"))
+	createTopic(t, brokers, topic, -1)
+	p, err := sarama.NewSyncProducer(addrs, testConfig())
 	if err != nil {
 		t.Fatalf("producer: %v", err)
 	}
@@ -138,19 +170,18 @@ func produce(t *testing.T, brokers, topic string, recs ...record) {
 }
 
 // consumeAll reads topic from the beginning until want records arrived,
-// failing after timeout.
+// failing after timeout. It waits for the topic to exist, and does not
+// create it: microfn must have.
 func consumeAll(t *testing.T, brokers, topic string, want int, timeout time.Duration) []*sarama.ConsumerMessage {
 	t.Helper()
+	deadline := time.After(timeout)
 	addrs, _ := kafka.ParseBrokers(brokers)
-	c, err := sarama.NewConsumer(addrs, kafka.Config("tests"))
+	c, err := sarama.NewConsumer(addrs, testConfig())
 	if err != nil {
 		t.Fatalf("consumer: %v", err)
 	}
 	defer c.Close()
-	parts, err := c.Partitions(topic)
-	if err != nil {
-		t.Fatalf("partitions of %s: %v", topic, err)
-	}
+	parts := waitTopic(t, c, topic, timeout)
 	ch := make(chan *sarama.ConsumerMessage)
 	done := make(chan struct{})
 	defer close(done)
@@ -171,7 +202,6 @@ func consumeAll(t *testing.T, brokers, topic string, want int, timeout time.Dura
 		}()
 	}
 	var got []*sarama.ConsumerMessage
-	deadline := time.After(timeout)
 	for len(got) < want {
 		select {
 		case m := <-ch:
@@ -181,6 +211,25 @@ func consumeAll(t *testing.T, brokers, topic string, want int, timeout time.Dura
 		}
 	}
 	return got
+}
+
+// waitTopic waits until topic exists and returns its partitions.
+func waitTopic(t *testing.T, c sarama.Consumer, topic string, timeout time.Duration) []int32 {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		parts, err := c.Partitions(topic)
+		if err == nil && len(parts) > 0 {
+			return parts
+		}
+		if !errors.Is(err, sarama.ErrUnknownTopicOrPartition) && err != nil {
+			t.Fatalf("partitions of %s: %v", topic, err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s does not exist after %v", topic, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 type fnRecord = testlog.Record

@@ -113,6 +113,7 @@ func TestKcatProducedReachesFunctionExactly(t *testing.T) {
 		{"empty value", []string{"-K:"}, []byte{}, false},
 		{"null value", []string{"-K:", "-Z"}, nil, true},
 	}
+	createTopic(t, env.Brokers, topic, -1) // kcat, like most clients, does not create topics
 	for i, c := range cases {
 		// All on partition 0 so they keep their order.
 		args := append([]string{"-P", "-b", env.Brokers, "-t", topic, "-p", "0"}, c.args...)

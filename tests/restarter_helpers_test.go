@@ -3,17 +3,24 @@ package tests
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/IBM/sarama"
 
 	"github.com/microfn/microfn/internal/kafka"
 	"github.com/microfn/microfn/internal/testenv"
 	"github.com/microfn/microfn/restarter"
 )
+
+// rigPartitions is the partition count of a rig's topic.
+const rigPartitions = 4
 
 // rig is one restarter test: a topic, the lean test function, its log.
 type rig struct {
@@ -32,13 +39,23 @@ type sentMsg struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
+	return newRigPartitions(t, rigPartitions)
+}
+
+// newRigPartitions is newRig with a topic of the given partition count.
+func newRigPartitions(t *testing.T, partitions int32) *rig {
+	t.Helper()
 	env := testenv.Broker(t)
 	brokers, err := kafka.ParseBrokers(env.Brokers)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rig{t: t, env: env, brokers: brokers, bin: build(t, "tests/testfn"),
+	r := &rig{t: t, env: env, brokers: brokers, bin: build(t, "tests/testfn"),
 		topic: testenv.Topic(t), logPath: filepath.Join(t.TempDir(), "log")}
+	// Created up front with a known partition count, whatever the broker's
+	// num.partitions (Kafka's default is 1, the embedded broker's 4).
+	createTopic(t, env.Brokers, r.topic, partitions)
+	return r
 }
 
 // engine starts an engine that the test closes at its end.
@@ -54,6 +71,111 @@ func (r *rig) engine() *restarter.Engine {
 		e.Close(ctx)
 	})
 	return e
+}
+
+// engineLogging is engine with the engine's log kept for the test.
+func (r *rig) engineLogging() (*restarter.Engine, *logLines) {
+	r.t.Helper()
+	logs := &logLines{}
+	e, err := restarter.New(restarter.Config{Brokers: r.brokers, LogDir: r.t.TempDir(), CommitInterval: 100 * time.Millisecond,
+		Logger: slog.New(logs)})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		e.Close(ctx)
+	})
+	return e, logs
+}
+
+// admin is a Kafka admin client that the test closes at its end.
+func (r *rig) admin() sarama.ClusterAdmin {
+	r.t.Helper()
+	a, err := sarama.NewClusterAdmin(r.brokers, testConfig())
+	if err != nil {
+		r.t.Fatalf("admin client: %v", err)
+	}
+	r.t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// logLines is a slog.Handler that keeps every record's message and
+// attributes as one line.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logLines) WithAttrs(as []slog.Attr) slog.Handler {
+	return &logAttrs{l: l, attrs: as}
+}
+func (l *logLines) WithGroup(string) slog.Handler { return l }
+func (l *logLines) Handle(_ context.Context, rec slog.Record) error {
+	return (&logAttrs{l: l}).Handle(context.Background(), rec)
+}
+
+type logAttrs struct {
+	l     *logLines
+	attrs []slog.Attr
+}
+
+func (h *logAttrs) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logAttrs) WithAttrs(as []slog.Attr) slog.Handler {
+	return &logAttrs{l: h.l, attrs: append(slices.Clone(h.attrs), as...)}
+}
+func (h *logAttrs) WithGroup(string) slog.Handler { return h }
+func (h *logAttrs) Handle(_ context.Context, rec slog.Record) error {
+	var b strings.Builder
+	b.WriteString(rec.Message)
+	for _, a := range h.attrs {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+	}
+	rec.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		return true
+	})
+	h.l.mu.Lock()
+	h.l.lines = append(h.l.lines, b.String())
+	h.l.mu.Unlock()
+	return nil
+}
+
+// snapshot returns the lines so far.
+func (l *logLines) snapshot() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lines)
+}
+
+// count is how many lines contain s.
+func (l *logLines) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		if strings.Contains(line, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// wait waits until n lines contain s.
+func (l *logLines) wait(t *testing.T, s string, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for l.count(s) < n {
+		if time.Now().After(deadline) {
+			got := l.count(s)
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			t.Fatalf("%d log lines with %q within %v, want %d; the log:\n%s", got, s, timeout, n, strings.Join(l.lines, "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (r *rig) spec(pool int, env ...string) restarter.Spec {

@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/microfn/microfn/internal/delivery"
 	"github.com/microfn/microfn/internal/kafka"
@@ -44,9 +41,8 @@ func TestRestarterCleanRun(t *testing.T) {
 	if len(rep.pids) != n || len(rep.invs) != n {
 		t.Errorf("%d invocations in %d processes for %d messages, want one process each", len(rep.invs), len(rep.pids), n)
 	}
-	partitions := 4 // the embedded broker's default
-	if rep.maxConc <= partitions {
-		t.Errorf("at most %d messages ran at once with a pool of 8 on %d partitions", rep.maxConc, partitions)
+	if rep.maxConc <= rigPartitions {
+		t.Errorf("at most %d messages ran at once with a pool of 8 on %d partitions", rep.maxConc, rigPartitions)
 	}
 	t.Logf("%s", rep)
 }
@@ -236,63 +232,24 @@ func TestRestarterSecondMemberJoins(t *testing.T) {
 
 // While the dead-letter topic refuses writes, the poison message is not
 // committed past; when it accepts them again, it is dead-lettered and the
-// partition moves on.
+// partition moves on. The refusal is a real broker's: the dead-letter
+// topic is created with a max.message.bytes smaller than any dead letter,
+// then raised with IncrementalAlterConfigs.
 func TestRestarterFailingDeadLetterPublishBlocksCommit(t *testing.T) {
 	r := newRig(t)
-	if r.env.Embedded == nil {
-		t.Skip("fault injection needs the embedded broker (unset FN_TEST_BROKERS and FN_TEST_DOCKER)")
-	}
 	dlq := r.topic + delivery.DeadLetterSuffix
-	c := r.env.Embedded.Cluster()
-	refused := make(chan struct{}, 1000)
-	var faultOn atomic.Bool
-	faultOn.Store(true)
-	defer faultOn.Store(false)
-	// DropControl works only from inside a control function: the fault
-	// removes itself at the first produce after faultOn is cleared.
-	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		if !faultOn.Load() {
-			c.DropControl()
-			return nil, nil, false
-		}
-		c.KeepControl()
-		req := kreq.(*kmsg.ProduceRequest)
-		for _, tp := range req.Topics {
-			if tp.Topic == dlq {
-				resp := req.ResponseKind().(*kmsg.ProduceResponse)
-				for _, tp := range req.Topics {
-					rt := kmsg.NewProduceResponseTopic()
-					rt.Topic = tp.Topic
-					for _, p := range tp.Partitions {
-						rp := kmsg.NewProduceResponseTopicPartition()
-						rp.Partition = p.Partition
-						rp.ErrorCode = kerr.PolicyViolation.Code
-						rt.Partitions = append(rt.Partitions, rp)
-					}
-					resp.Topics = append(resp.Topics, rt)
-				}
-				select {
-				case refused <- struct{}{}:
-				default:
-				}
-				return resp, nil, true
-			}
-		}
-		return nil, nil, false
-	})
-
-	e := r.engine()
+	admin := r.admin()
+	small := "16"
+	if err := admin.CreateTopic(dlq, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: -1,
+		ConfigEntries: map[string]*string{"max.message.bytes": &small}}, false); err != nil {
+		t.Fatalf("create %s: %v", dlq, err)
+	}
+	e, logs := r.engineLogging()
 	s := r.spec(2)
 	s.MaxAttempts = 1
 	produce(t, r.env.Brokers, r.topic, record{key: []byte("k"), value: []byte("fail id-poison")}, record{key: []byte("k"), value: []byte("ok id-next")})
 	r.deploy(e, s)
-	for range 3 { // three refused dead-letter publishes
-		select {
-		case <-refused:
-		case <-time.After(settle):
-			t.Fatal("no dead-letter publish attempt")
-		}
-	}
+	logs.wait(t, "dead-letter publish failed; not committing", 3, settle)
 	rep := analyse(readLogAll(t, r.logPath))
 	if len(rep.invs) != 1 {
 		t.Fatalf("invocations while the poison is stuck: %s", rep)
@@ -301,7 +258,11 @@ func TestRestarterFailingDeadLetterPublishBlocksCommit(t *testing.T) {
 	if got := committed(t, r.brokers, s.Name, r.topic, part); got > rep.invs[0].offset {
 		t.Fatalf("committed %d past the poison at %d while its dead letter was refused", got, rep.invs[0].offset)
 	}
-	faultOn.Store(false)
+	big := "1048588" // Kafka's default
+	if err := admin.IncrementalAlterConfig(sarama.TopicResource, dlq, map[string]sarama.IncrementalAlterConfigsEntry{
+		"max.message.bytes": {Operation: sarama.IncrementalAlterConfigsOperationSet, Value: &big}}, false); err != nil {
+		t.Fatalf("raise max.message.bytes of %s: %v", dlq, err)
+	}
 	consumeAll(t, r.env.Brokers, dlq, 1, settle)
 	r.sent = []sentMsg{{id: "id-poison"}, {id: "id-next"}}
 	r.waitFor(settle, "the next message", r.allFinished, statusOf(e))
@@ -316,7 +277,7 @@ func TestRestarterFailingDeadLetterPublishBlocksCommit(t *testing.T) {
 
 func committed(t *testing.T, brokers []string, group, topic string, partition int32) int64 {
 	t.Helper()
-	client, err := sarama.NewClient(brokers, kafka.Config("tests"))
+	client, err := sarama.NewClient(brokers, testConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/microfn/microfn/broker"
 	"github.com/microfn/microfn/internal/kafka"
 	"github.com/microfn/microfn/internal/oneshot"
 	"github.com/microfn/microfn/internal/pipe"
@@ -73,11 +74,15 @@ func spawnOne(bin string, value []byte) error {
 	return err
 }
 
-// Throughput publishes n messages to a fresh topic, deploys bin on it with
+// Throughput publishes n messages to a fresh topic of 4 partitions (the
+// embedded broker's default, on any broker), deploys bin on it with
 // the given pool and order, and returns messages per second from the
 // deployment's start to the commit of the last message.
 func Throughput(ctx context.Context, brokers []string, bin string, n, pool int, order restarter.Order, value []byte) (float64, error) {
 	topic := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	if err := CreateTopic(brokers, topic, broker.DefaultPartitions); err != nil {
+		return 0, err
+	}
 	if err := Publish(brokers, topic, n, value); err != nil {
 		return 0, err
 	}
@@ -139,6 +144,22 @@ func Publish(brokers []string, topic string, n int, value []byte) error {
 			}
 			batch = batch[:0]
 		}
+	}
+	return nil
+}
+
+// CreateTopic creates topic with the given partition count: every figure
+// runs on the same partitions whatever the broker's num.partitions, and on
+// a Kafka that creates no topics on first use.
+func CreateTopic(brokers []string, topic string, partitions int) error {
+	admin, err := sarama.NewClusterAdmin(brokers, kafka.Config("microfn-bench"))
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: int32(partitions), ReplicationFactor: -1}, false)
+	if err != nil {
+		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
 	return nil
 }

@@ -641,6 +641,9 @@ func (d *benchDaemon) memory(ctx context.Context, cfg Config) ([]float64, float6
 func standaloneRate(ctx context.Context, cfg Config, name string, value []byte) (float64, error) {
 	n := max(cfg.Messages/60, 5)
 	topic := fmt.Sprintf("bench-%s-%d", name, time.Now().UnixNano())
+	if err := CreateTopic(cfg.Brokers, topic, cfg.Partitions); err != nil {
+		return 0, err
+	}
 	if err := Publish(cfg.Brokers, topic, n, value); err != nil {
 		return 0, err
 	}
@@ -669,6 +672,9 @@ func lastLine(b []byte) string {
 // consumer group, and returns both rates.
 func embeddedRates(ctx context.Context, cfg Config, name string, n int, value []byte) (float64, float64, error) {
 	topic := fmt.Sprintf("bench-%s-%d", name, time.Now().UnixNano())
+	if err := CreateTopic(cfg.Brokers, topic, cfg.Partitions); err != nil {
+		return 0, 0, err
+	}
 	if err := Publish(cfg.Brokers, topic, n, value); err != nil {
 		return 0, 0, err
 	}

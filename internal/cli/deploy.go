@@ -201,6 +201,7 @@ func runDeploy(ctx context.Context, opts DeployOptions) error {
 		return err
 	}
 	defer cleanup()
+	warnIfTopicMissing(ctx, opts.IO.Err, client, spec.Topic)
 	res, err := client.Deploy(ctx, spec, daemon.DeployParams{DryRun: opts.DryRun, ShareGroup: opts.ShareGroup})
 	switch {
 	case opts.DryRun && errors.Is(err, daemon.ErrNoDaemon):

@@ -81,12 +81,19 @@ func runPublish(ctx context.Context, opts PublishOptions) error {
 	if err != nil {
 		return usageError{err}
 	}
-	cfg := kafka.Config("fnctl")
-	p, err := sarama.NewSyncProducer(brokers, cfg)
+	client, err := sarama.NewClient(brokers, kafka.Config("fnctl"))
+	if err != nil {
+		return fmt.Errorf("cannot reach Kafka at %v: %w", brokers, err)
+	}
+	defer client.Close()
+	p, err := sarama.NewSyncProducerFromClient(client)
 	if err != nil {
 		return fmt.Errorf("cannot reach Kafka at %v: %w", brokers, err)
 	}
 	defer p.Close()
+	// A broker that does not create topics on first use refuses a write
+	// to a missing topic; create it as Kafka's auto-creation would.
+	missing := kafka.NewTopics(client, nil).Ensure(opts.Topic)
 
 	var key []byte
 	if opts.Key != nil {
@@ -99,6 +106,9 @@ func runPublish(ctx context.Context, opts PublishOptions) error {
 			return nil
 		}
 		if err := p.SendMessages(batch); err != nil {
+			if missing != nil {
+				err = missing // says why better than the produce's "unknown topic"
+			}
 			return fmt.Errorf("publish to %s: %w", opts.Topic, err)
 		}
 		n += len(batch)

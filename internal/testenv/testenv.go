@@ -11,6 +11,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -18,7 +19,7 @@ import (
 	"time"
 
 	"github.com/testcontainers/testcontainers-go"
-	tckafka "github.com/testcontainers/testcontainers-go/modules/kafka"
+	"github.com/testcontainers/testcontainers-go/wait"
 
 	"github.com/microfn/microfn/broker"
 )
@@ -60,6 +61,29 @@ func Broker(t testing.TB) *Env {
 	return shared
 }
 
+// Selected is the kind of broker Broker runs the tests against, without
+// starting it.
+func Selected() Kind {
+	switch {
+	case os.Getenv("FN_TEST_BROKERS") != "":
+		return KindExternal
+	case os.Getenv("FN_TEST_DOCKER") == "1":
+		return KindDocker
+	}
+	return KindEmbedded
+}
+
+// EmbeddedPassOnly skips a test that does not use the test broker (it
+// starts an embedded broker of its own, or needs none) unless the tests
+// run on the embedded broker: on another broker it would only repeat what
+// the embedded pass ran.
+func EmbeddedPassOnly(t testing.TB) {
+	t.Helper()
+	if k := Selected(); k != KindEmbedded {
+		t.Skipf("independent of the test broker (%s here): runs in the embedded pass, go test without FN_TEST_BROKERS or FN_TEST_DOCKER", k)
+	}
+}
+
 // Cleanup stops the shared broker if one was started.
 func Cleanup() {
 	if stop != nil {
@@ -68,10 +92,10 @@ func Cleanup() {
 }
 
 func start() (*Env, func(), error) {
-	if b := os.Getenv("FN_TEST_BROKERS"); b != "" {
-		return &Env{Kind: KindExternal, Brokers: b}, nil, nil
-	}
-	if os.Getenv("FN_TEST_DOCKER") == "1" {
+	switch Selected() {
+	case KindExternal:
+		return &Env{Kind: KindExternal, Brokers: os.Getenv("FN_TEST_BROKERS")}, nil, nil
+	case KindDocker:
 		return startDocker()
 	}
 	e, err := broker.StartEmbedded(broker.EmbeddedConfig{Listen: "127.0.0.1:0"})
@@ -81,20 +105,58 @@ func start() (*Env, func(), error) {
 	return &Env{Kind: KindEmbedded, Brokers: e.Addr(), Embedded: e}, func() { e.Close() }, nil
 }
 
+// startDocker runs the Apache Kafka release that tests/kafka/pom.xml pins,
+// in Docker (the apache/kafka image), with the broker settings of
+// tests/kafka/server.properties. Its listener is published on a fixed free
+// host port so that the address the broker advertises is the one the tests
+// reach.
 func startDocker() (*Env, func(), error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := tckafka.Run(ctx, "confluentinc/confluent-local:7.5.0", tckafka.WithClusterID("microfn-test"))
+	version, err := KafkaVersion()
 	if err != nil {
-		return nil, nil, fmt.Errorf("start Apache Kafka in Docker (FN_TEST_DOCKER=1): %w", err)
+		return nil, nil, err
 	}
-	addrs, err := c.Brokers(ctx)
+	settings, err := BrokerSettings()
 	if err != nil {
-		_ = testcontainers.TerminateContainer(c)
-		return nil, nil, fmt.Errorf("Kafka container brokers: %w", err)
+		return nil, nil, err
 	}
-	return &Env{Kind: KindDocker, Brokers: strings.Join(addrs, ",")},
+	port, err := freePort()
+	if err != nil {
+		return nil, nil, err
+	}
+	env := map[string]string{
+		"KAFKA_LISTENERS":                      "PLAINTEXT://:9092,CONTROLLER://:9093",
+		"KAFKA_ADVERTISED_LISTENERS":           "PLAINTEXT://127.0.0.1:" + port,
+		"KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+		"KAFKA_CONTROLLER_QUORUM_VOTERS":       "1@localhost:9093",
+	}
+	for k, v := range settings {
+		env[EnvName(k)] = v
+	}
+	c, err := testcontainers.Run(ctx, "apache/kafka:"+version,
+		testcontainers.WithEnv(env),
+		testcontainers.WithExposedPorts("127.0.0.1:"+port+":9092/tcp"),
+		testcontainers.WithWaitStrategy(wait.ForLog("Kafka Server started").WithStartupTimeout(2*time.Minute)))
+	if err != nil {
+		if c != nil {
+			_ = testcontainers.TerminateContainer(c)
+		}
+		return nil, nil, fmt.Errorf("start Apache Kafka %s in Docker (FN_TEST_DOCKER=1): %w", version, err)
+	}
+	return &Env{Kind: KindDocker, Brokers: "127.0.0.1:" + port},
 		func() { _ = testcontainers.TerminateContainer(c) }, nil
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	_, port, err := net.SplitHostPort(l.Addr().String())
+	return port, err
 }
 
 // Topic returns a topic name unique to this test.

@@ -13,6 +13,8 @@
 //	hang          start a child process (sleep 3600) and wait for it for ever
 //	alloc=N       allocate and touch N MiB, then succeed
 //	fail-if=PATH  fail while the file PATH exists
+//	sleep-fail=D  sleep for duration D, then fail
+//	block-while=PATH  wait while the file PATH exists, then succeed
 //	exit=N        end the process with exit code N (a crash before any outcome)
 //
 // Anything after a space is ignored (the tests put a message id there).
@@ -101,6 +103,17 @@ func handle(ctx context.Context, v []byte, path string) error {
 	case "fail-if":
 		if _, err := os.Stat(arg); err == nil {
 			return fmt.Errorf("told to fail while %s exists", arg)
+		}
+	case "sleep-fail":
+		d, _ := time.ParseDuration(arg)
+		time.Sleep(d)
+		return errors.New("told to fail after sleeping")
+	case "block-while":
+		for {
+			if _, err := os.Stat(arg); err != nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	case "alloc":
 		n, _ := strconv.Atoi(arg)
