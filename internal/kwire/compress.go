@@ -44,7 +44,7 @@ func (c Codec) String() string {
 // hint says how to add a codec that is not built in.
 func (c Codec) hint() string {
 	if c == CodecZstd {
-		return `importing github.com/microfn/microfn/internal/kwire/kzstd does; it is left out by default because its package initialisation adds about 0.4 ms to every process start`
+		return `a function decodes it when it imports github.com/microfn/microfn/fn/zstd, left out by default because its package initialisation adds about 0.4 ms to every process start`
 	}
 	return "no decoder is known"
 }

@@ -131,7 +131,7 @@ func TestZstdNotLinked(t *testing.T) {
 	if !errors.As(err, &ce) || !errors.Is(err, ErrCodec) || ce.Codec != CodecZstd {
 		t.Fatalf("got %v, want a CodecError for zstd", err)
 	}
-	for _, want := range []string{"zstd", "kwire/kzstd"} {
+	for _, want := range []string{"zstd", "microfn/fn/zstd"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q does not name %q", err, want)
 		}

@@ -133,7 +133,7 @@ type CodecError struct {
 }
 
 func (e *CodecError) Error() string {
-	return fmt.Sprintf("kwire: record batch compressed with %s, which this binary does not decode: register a decoder with kwire.RegisterCodec (%s)",
+	return fmt.Sprintf("kwire: record batch compressed with %s, which this binary does not decode (%s)",
 		e.Codec, e.Codec.hint())
 }
 
