@@ -211,12 +211,19 @@ func (k *Kafka) Consume(ctx context.Context, group, topic string, handle func(co
 }
 
 // Send implements fn.Broker: it publishes one record and waits for the
-// broker to store it. A refusal that sending again cannot fix is marked
-// with fn.Permanent.
+// broker to store it, creating its topic first where it does not exist,
+// as Publish does. A refusal that sending again cannot fix is marked with
+// fn.Permanent.
 func (k *Kafka) Send(_ context.Context, r fn.Record) error {
+	missing := k.topics.Ensure(r.Topic)
 	err := k.pub.Publish(r.Topic, watermillMessage(r))
-	if kafka.IsRefusal(err) {
+	switch {
+	case err == nil:
+		return nil
+	case kafka.IsRefusal(err):
 		return fn.Permanent(err)
+	case missing != nil:
+		return fmt.Errorf("%w (%v)", err, missing)
 	}
 	return err
 }

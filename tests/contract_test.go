@@ -269,12 +269,12 @@ func newBrokerRun(t *testing.T, c contractCase) *brokerRun {
 		r.payload = fmt.Sprintf(`{"cmd":%q}`, r.payload)
 	}
 	if c.eventsFault != noFault || c.dlqFault != noFault {
-		if env.Embedded == nil {
-			t.Skip("refusing produce requests needs the embedded broker's fault injection (unset FN_TEST_BROKERS)")
-		}
-		r.eventsFault = injectProduceFault(t, env, r.events, c.eventsFault)
-		r.dlqFault = injectProduceFault(t, env, r.dlq, c.dlqFault)
+		r.eventsFault = injectProduceFault(t, env, r.events, c.eventsFault, true)
+		r.dlqFault = injectProduceFault(t, env, r.dlq, c.dlqFault, false)
 	}
+	// One partition, whatever the broker's num.partitions: the host's
+	// group owns it all, and its committed offset is the one to read.
+	createTopic(t, env.Brokers, r.topic, 1)
 	// The message, and where it landed.
 	addrs, _ := kafka.ParseBrokers(env.Brokers)
 	p, err := sarama.NewSyncProducer(addrs, kafka.Config("tests"))
@@ -309,11 +309,8 @@ func (r *brokerRun) drive(f contractFeatures, start func() (stop func())) observ
 		if f == nil || f.mode != refuseUntilReleased {
 			continue
 		}
-		f.waitRefusals(t, 3)
-		if got := r.committed(); got > r.offset {
-			t.Fatalf("committed %d while the broker refused the publish for offset %d", got, r.offset)
-		}
-		f.release()
+		f.holdsCommit(r, 3)
+		f.release(t)
 	}
 	deadline := time.Now().Add(settle)
 	for r.committed() <= r.offset {
@@ -438,21 +435,40 @@ func readTopic(t *testing.T, env *testenv.Env, topic string) []*sarama.ConsumerM
 	return consumeAll(t, env.Brokers, topic, total, settle)
 }
 
-// produceFault makes the embedded broker refuse produce requests to one
-// topic.
+// produceFault makes the broker refuse produce requests to one topic. On
+// the embedded broker a control hook answers them with an error code; on
+// another Kafka the topic is created with a max.message.bytes no record
+// fits, so the broker itself refuses with MESSAGE_TOO_LARGE, until the
+// setting is removed. A refusal that passes by itself (a retryable error
+// such as NOT_ENOUGH_REPLICAS) has no such equivalent on a one-node Kafka
+// (min.insync.replicas above the replication factor does not refuse
+// there): those cases are the embedded broker's only.
 type produceFault struct {
 	mode     faultMode
 	on       atomic.Bool
-	refusals atomic.Int64
+	refusals atomic.Int64 // embedded broker only
+
+	// Another Kafka: how to release the fault.
+	admin sarama.ClusterAdmin
+	topic string
 }
 
-func injectProduceFault(t *testing.T, env *testenv.Env, topic string, mode faultMode) *produceFault {
+// retryable asks for a refusal the host should retry (the events case)
+// rather than one it must hold the message for (the dead-letter case).
+func injectProduceFault(t *testing.T, env *testenv.Env, topic string, mode faultMode, retryable bool) *produceFault {
 	if mode == noFault {
 		return nil
 	}
-	f := &produceFault{mode: mode}
+	f := &produceFault{mode: mode, topic: topic}
 	f.on.Store(true)
-	t.Cleanup(f.release)
+	if env.Embedded == nil {
+		if mode == refuseUntilReleased && retryable {
+			t.Skip("a refusal that passes by itself needs the embedded broker's fault injection: a one-node Kafka has no equivalent")
+		}
+		f.refuseOnKafka(t, env)
+		return f
+	}
+	t.Cleanup(func() { f.release(t) })
 	code := kerr.NotEnoughReplicas.Code // retryable
 	if mode == refuseForGood {
 		code = kerr.MessageTooLarge.Code
@@ -497,10 +513,50 @@ func injectProduceFault(t *testing.T, env *testenv.Env, topic string, mode fault
 	return f
 }
 
-func (f *produceFault) release() { f.on.Store(false) }
+// refuseOnKafka creates the fault's topic with the setting that makes a
+// real broker refuse writes to it.
+func (f *produceFault) refuseOnKafka(t *testing.T, env *testenv.Env) {
+	admin, err := sarama.NewClusterAdmin(mustBrokers(t, env), testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	f.admin = admin
+	small := "16"
+	if err := admin.CreateTopic(f.topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1,
+		ConfigEntries: map[string]*string{"max.message.bytes": &small}}, false); err != nil {
+		t.Fatalf("create %s with max.message.bytes=%s: %v", f.topic, small, err)
+	}
+}
 
-func (f *produceFault) waitRefusals(t *testing.T, n int64) {
+func (f *produceFault) release(t *testing.T) {
+	if !f.on.CompareAndSwap(true, false) || f.admin == nil {
+		return
+	}
+	if err := f.admin.AlterConfig(sarama.TopicResource, f.topic, map[string]*string{}, false); err != nil { // back to the broker's default
+		t.Errorf("release the fault on %s: %v", f.topic, err)
+	}
+}
+
+// holdsCommit checks that the host does not commit the message while the
+// broker refuses: on the embedded broker, through n refused requests; on
+// another Kafka, which does not count them, for a few of the host's
+// publish backoffs after the handler returned.
+func (f *produceFault) holdsCommit(r *brokerRun, n int64) {
+	t := r.t
 	t.Helper()
+	check := func() {
+		if got := r.committed(); got > r.offset {
+			t.Fatalf("committed %d while the broker refused the publish for offset %d", got, r.offset)
+		}
+	}
+	if f.admin != nil {
+		r.waitInvocations(1)
+		for end := time.Now().Add(delivery.Backoff(1) + delivery.Backoff(2) + delivery.Backoff(3)); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			check()
+		}
+		return
+	}
 	deadline := time.Now().Add(settle)
 	for f.refusals.Load() < n {
 		if time.Now().After(deadline) {
@@ -508,6 +564,7 @@ func (f *produceFault) waitRefusals(t *testing.T, n int64) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	check()
 }
 
 // restarterHost: the restarter engine with the test function's binary.

@@ -221,16 +221,27 @@ func CommitOffsets(client sarama.Client, group string, generation int32, memberI
 
 // FetchCommitted returns the group's committed offset (-1 when none) and
 // metadata for each partition of topic asked for.
+// A coordinator that moved, or is still loading the group (a new group's
+// first minutes on Kafka), is asked again for up to coordinatorWait.
 func FetchCommitted(client sarama.Client, group, topic string, partitions []int32) (map[int32]Commit, error) {
-	coord, err := client.Coordinator(group)
-	if err != nil {
-		return nil, err
-	}
-	req := sarama.NewOffsetFetchRequest(client.Config().Version, group, map[string][]int32{topic: partitions})
-	resp, err := coord.FetchOffset(req)
-	if err != nil {
+	var resp *sarama.OffsetFetchResponse
+	for wait, deadline := 50*time.Millisecond, time.Now().Add(coordinatorWait); ; wait = min(2*wait, time.Second) {
+		var err error
+		resp, err = fetchOffsets(client, group, topic, partitions)
+		if err != nil {
+			return nil, err
+		}
+		moving := coordinatorMoving(resp.Err)
+		for _, p := range partitions {
+			if b := resp.GetBlock(topic, p); b != nil && coordinatorMoving(b.Err) {
+				moving = true
+			}
+		}
+		if !moving || time.Now().After(deadline) {
+			break
+		}
 		_ = client.RefreshCoordinator(group)
-		return nil, err
+		time.Sleep(wait)
 	}
 	out := make(map[int32]Commit, len(partitions))
 	if errors.Is(resp.Err, sarama.ErrGroupIDNotFound) {
@@ -253,6 +264,31 @@ func FetchCommitted(client sarama.Client, group, topic string, partitions []int3
 		out[p] = c
 	}
 	return out, nil
+}
+
+// coordinatorWait bounds how long FetchCommitted waits for a group's
+// coordinator to settle.
+const coordinatorWait = 10 * time.Second
+
+func fetchOffsets(client sarama.Client, group, topic string, partitions []int32) (*sarama.OffsetFetchResponse, error) {
+	coord, err := client.Coordinator(group)
+	if err != nil {
+		return nil, err
+	}
+	req := sarama.NewOffsetFetchRequest(client.Config().Version, group, map[string][]int32{topic: partitions})
+	resp, err := coord.FetchOffset(req)
+	if err != nil {
+		_ = client.RefreshCoordinator(group)
+		return nil, err
+	}
+	return resp, nil
+}
+
+// coordinatorMoving reports a group error that passes once the client
+// asks the group's current, loaded coordinator.
+func coordinatorMoving(err error) bool {
+	return errors.Is(err, sarama.ErrNotCoordinatorForConsumer) || errors.Is(err, sarama.ErrOffsetsLoadInProgress) ||
+		errors.Is(err, sarama.ErrConsumerCoordinatorNotAvailable)
 }
 
 // IsRefusal reports whether a produce error is the broker refusing the
