@@ -12,7 +12,6 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/microfn/microfn/internal/delivery"
-	"github.com/microfn/microfn/internal/kafka"
 	"github.com/microfn/microfn/restarter"
 )
 
@@ -277,16 +276,7 @@ func TestRestarterFailingDeadLetterPublishBlocksCommit(t *testing.T) {
 
 func committed(t *testing.T, brokers []string, group, topic string, partition int32) int64 {
 	t.Helper()
-	client, err := sarama.NewClient(brokers, testConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	c, err := kafka.FetchCommitted(client, group, topic, []int32{partition})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c[partition].Offset
+	return committedMeta(t, brokers, group, topic, partition).Offset
 }
 
 // Odd records reach the function exactly: null and empty values, binary

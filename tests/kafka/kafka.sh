@@ -191,8 +191,9 @@ stop() {
 	rm -f "$dir/kafka.pid"
 }
 
-# The packages whose tests talk to a broker (through internal/testenv).
-test_packages=(./tests/ ./broker/ ./restarter/ ./internal/bench/)
+# The packages whose tests talk to a broker (through internal/testenv, or
+# FN_TEST_BROKERS directly as internal/kwire does).
+test_packages=(./tests/ ./broker/ ./restarter/ ./internal/bench/ ./internal/kwire/)
 
 run_tests() {
 	local dir brokers rc=0
