@@ -118,12 +118,13 @@ func readmeConsole(t *testing.T, path string) (string, []consoleStep) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	block := regexp.MustCompile("(?s)```console\n(.*?)```").FindStringSubmatch(string(b))
-	if block == nil {
+	blocks := fencedBlocks(string(b))
+	i := slices.IndexFunc(blocks, func(b fenced) bool { return b.lang == "console" })
+	if i < 0 {
 		t.Fatalf("%s has no console block", path)
 	}
 	var steps []consoleStep
-	for _, line := range strings.Split(strings.TrimSuffix(block[1], "\n"), "\n") {
+	for _, line := range blocks[i].lines {
 		cmd, ok := strings.CutPrefix(line, "$ ")
 		if !ok {
 			if len(steps) == 0 {
