@@ -229,15 +229,31 @@ func (k *Kafka) Send(_ context.Context, r fn.Record) error {
 }
 
 // consume feeds sub's messages of topic to handle, each on its own
-// goroutine (watermill-kafka holds one message per partition in flight),
-// and waits for the running ones when the subscription ends.
+// goroutine (watermill-kafka holds one message per partition in flight).
+// When ctx ends it takes no more messages, waits until the running ones
+// are finished and their acknowledgements taken, and only then ends the
+// subscription: watermill-kafka drops an acknowledgement it sees after
+// its subscription ended, so a message finished during a shutdown would
+// be delivered again.
 func consume(ctx context.Context, sub message.Subscriber, topic string, handle func(context.Context, *fn.Message) error) error {
-	ch, err := sub.Subscribe(ctx, topic)
+	subCtx, endSub := context.WithCancel(context.WithoutCancel(ctx))
+	defer endSub()
+	ch, err := sub.Subscribe(subCtx, topic)
 	if err != nil {
 		return err
 	}
 	var wg sync.WaitGroup
-	for wm := range ch {
+	defer wg.Wait()
+	for {
+		var wm *message.Message
+		select {
+		case wm = <-ch:
+		case <-ctx.Done():
+			return nil
+		}
+		if wm == nil {
+			return nil // the subscriber closed
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -246,10 +262,11 @@ func consume(ctx context.Context, sub message.Subscriber, topic string, handle f
 				return
 			}
 			wm.Ack()
+			// watermill-kafka marks the offset when it sees the Ack, then
+			// ends the message's context.
+			<-wm.Context().Done()
 		}()
 	}
-	wg.Wait()
-	return nil
 }
 
 // fnMessage reads the Kafka record behind a watermill message.

@@ -9,7 +9,8 @@
 //	curl -s localhost:8080/orders/o-1
 //
 // By default it runs the embedded Kafka-protocol broker in-process on a free
-// port; --broker kafka://HOST:9092 uses a real Kafka.
+// port and prints its address; --broker HOST:PORT uses another, such as
+// `fnctl broker` or a real Kafka. See README.md.
 package main
 
 import (
@@ -56,6 +57,12 @@ func (s *store) set(id, status string) {
 	s.status[id] = status
 }
 
+func (s *store) remove(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.status, id)
+}
+
 func (s *store) get(id string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -77,7 +84,7 @@ func (s *store) confirm(ctx context.Context, o Order) error {
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8080", "HTTP address")
-	brokerURL := flag.String("broker", "embedded://127.0.0.1:0", "broker URL: embedded://HOST:PORT or kafka://HOST:PORT,...")
+	brokerURL := flag.String("broker", "", "Kafka brokers HOST:PORT,... (default: an embedded broker in this process, on a free port)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -88,6 +95,15 @@ func main() {
 }
 
 func run(ctx context.Context, listen, brokerURL string) error {
+	if brokerURL == "" {
+		e, err := broker.StartEmbedded(broker.EmbeddedConfig{Listen: "127.0.0.1:0"})
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		fmt.Printf("embedded broker on %s\n", e.Addr())
+		brokerURL = e.Addr()
+	}
 	b, err := broker.Open(ctx, brokerURL)
 	if err != nil {
 		return err
@@ -101,15 +117,39 @@ func run(ctx context.Context, listen, brokerURL string) error {
 		return err
 	}
 	srv := &http.Server{Handler: s.routes(b), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Serve(ln) }()
 	fmt.Printf("listening on %s\n", ln.Addr())
 
-	// The function runs until ctx ends, then in-flight invocations finish.
-	err = fn.Serve(ctx, b, fn.ServeFuncs(confirm), fn.ServeLogger(slog.Default()))
+	// The function runs until serving ends. At a signal the service first
+	// stops taking requests, then lets the invocations in flight finish and
+	// commit, so a restart handles no event twice.
+	serving, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
+	served := make(chan error, 1)
+	go func() { served <- fn.Serve(serving, b, fn.ServeFuncs(confirm), fn.ServeLogger(slog.Default())) }()
+	var errServe, errHTTP error
+	serveDone := false
+	select {
+	case errServe = <-served: // a subscriber failed
+		serveDone = true
+	case errHTTP = <-httpDone:
+	case <-ctx.Done():
+	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return errors.Join(err, srv.Shutdown(shutdown))
+	if errHTTP == nil {
+		errHTTP = srv.Shutdown(shutdown)
+	}
+	stopServing()
+	if !serveDone {
+		errServe = <-served
+	}
+	if err := errors.Join(errServe, errHTTP); err != nil {
+		return err
+	}
+	fmt.Println("stopped")
+	return nil
 }
 
 func (s *store) routes(b broker.Broker) http.Handler {
@@ -124,11 +164,19 @@ func (s *store) routes(b broker.Broker) http.Handler {
 		m := message.NewMessage("", payload)
 		m.Metadata.Set(broker.MetadataKey, o.ID) // one key, one partition: an order's events stay in order
 		m.Metadata.Set("content-type", "application/json")
+		// Recorded before the publish: the function can handle the event
+		// before Publish returns, and its status must not be overwritten.
+		prev, known := s.get(o.ID)
+		s.set(o.ID, "received")
 		if err := b.Publish("orders", m); err != nil {
+			if known {
+				s.set(o.ID, prev)
+			} else {
+				s.remove(o.ID)
+			}
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		s.set(o.ID, "received")
 		w.WriteHeader(http.StatusAccepted)
 		fmt.Fprintf(w, "{\"id\":%q,\"status\":\"received\"}\n", o.ID)
 	})
