@@ -40,12 +40,12 @@ type deployment struct {
 	logw io.Writer // the functions' output
 	proc runner.Config
 
+	// client is the consumer's. Commits and offset reads go through the
+	// engine's client instead (offsetClient): on the consumer's
+	// connection they would queue behind the fetch long-poll.
 	client sarama.Client
-	// commitClient has its own connections: a commit on the consumer's
-	// would queue behind the fetch long-poll.
-	commitClient sarama.Client
-	group        sarama.ConsumerGroup
-	done         chan struct{} // closed when consuming has stopped and committed
+	group  sarama.ConsumerGroup
+	done   chan struct{} // closed when consuming has stopped and committed
 
 	buffered chan struct{} // a slot per held message
 	lanes    *lanes
@@ -88,31 +88,21 @@ func newDeployment(e *Engine, s Spec) (*deployment, error) {
 	d.proc = runner.Config{Binary: s.Binary, Args: s.Args, Env: env, Plain: s.Plain, MemoryLimit: s.MemoryLimit,
 		Log: d.logw, KillGrace: KillGrace}
 
-	cfg := kafka.Config("microfn-" + s.Name)
-	cfg.Consumer.Group.Rebalance.Timeout = time.Duration(s.Timeout) + KillGrace + 10*time.Second
-	cfg.ChannelBufferSize = 256
-	client, err := sarama.NewClient(e.cfg.Brokers, cfg)
+	client, err := sarama.NewClient(e.cfg.Brokers, consumerConfig(s))
 	if err != nil {
-		d.closeLog()
-		return nil, fmt.Errorf("deployment %s: cannot reach Kafka at %v: %w", s.Name, e.cfg.Brokers, err)
-	}
-	commitClient, err := sarama.NewClient(e.cfg.Brokers, cfg)
-	if err != nil {
-		client.Close()
 		d.closeLog()
 		return nil, fmt.Errorf("deployment %s: cannot reach Kafka at %v: %w", s.Name, e.cfg.Brokers, err)
 	}
 	group, err := sarama.NewConsumerGroupFromClient(s.Group, client)
 	if err != nil {
 		client.Close()
-		commitClient.Close()
 		d.closeLog()
 		return nil, fmt.Errorf("deployment %s: consumer group %s: %w", s.Name, s.Group, err)
 	}
-	d.client, d.commitClient, d.group = client, commitClient, group
+	d.client, d.group = client, group
 	d.pool = newPool(s.Pool, s.Plain, func() (process, error) { return runner.Start(d.proc) }, realClock{}, d.log)
 	d.commits = newCommitter(e.cfg.CommitInterval, func(gen generation, cs []kafka.Commit) error {
-		err := kafka.CommitOffsets(d.commitClient, d.spec.Group, gen.id, gen.member, cs)
+		err := kafka.CommitOffsets(d.offsetClient(), d.spec.Group, gen.id, gen.member, cs)
 		if err == nil {
 			d.holes.noteCommitted(cs)
 		}
@@ -121,11 +111,40 @@ func newDeployment(e *Engine, s Spec) (*deployment, error) {
 	return d, nil
 }
 
+// Idle cost. A deployment's consumer sends a fetch and a heartbeat to the
+// broker over and over while nothing is published, and with hundreds of
+// deployments on one daemon those requests are what idleness costs, on
+// both sides of the connection. A long poll returns as soon as a record
+// arrives, so a long fetchWait costs no latency; it does delay what
+// queues behind the fetch on the consumer's connection (sarama sends the
+// group's heartbeats and its leave there too), which is why commits and
+// offset reads go through the engine's client, and why the session
+// timeout leaves room for a heartbeat that waited out a whole fetch.
+const (
+	fetchWait         = 5 * time.Second
+	heartbeatInterval = 3 * time.Second // Kafka's default
+	sessionTimeout    = 15 * time.Second
+)
+
+// consumerConfig is the sarama configuration of a deployment's consumer.
+func consumerConfig(s Spec) *sarama.Config {
+	cfg := kafka.Config("microfn-" + s.Name)
+	cfg.Consumer.MaxWaitTime = fetchWait
+	cfg.Consumer.Group.Heartbeat.Interval = heartbeatInterval
+	cfg.Consumer.Group.Session.Timeout = sessionTimeout
+	cfg.Consumer.Group.Rebalance.Timeout = time.Duration(s.Timeout) + KillGrace + 10*time.Second
+	cfg.ChannelBufferSize = 256
+	return cfg
+}
+
+// offsetClient is the client for the group's commits and offset reads:
+// the engine's, shared by every deployment (they are short requests).
+func (d *deployment) offsetClient() sarama.Client { return d.e.client }
+
 // discard releases a deployment that never ran.
 func (d *deployment) discard() {
 	d.group.Close()
 	d.client.Close()
-	d.commitClient.Close()
 	d.closeLog()
 }
 
@@ -163,7 +182,6 @@ func (d *deployment) run(ctx context.Context) {
 	}
 	d.pool.stop()
 	d.client.Close()
-	d.commitClient.Close()
 	d.closeLog()
 }
 
@@ -213,7 +231,7 @@ func (d *deployment) Cleanup(sess sarama.ConsumerGroupSession) error {
 // waits for the partition's messages in processes to finish, commits and
 // returns: no message is ever handled by two members at once.
 func (d *deployment) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	committed, err := kafka.FetchCommitted(d.client, d.spec.Group, claim.Topic(), []int32{claim.Partition()})
+	committed, err := kafka.FetchCommitted(d.offsetClient(), d.spec.Group, claim.Topic(), []int32{claim.Partition()})
 	if err != nil {
 		return fmt.Errorf("read committed offset of %s/%d: %w", claim.Topic(), claim.Partition(), err)
 	}

@@ -40,7 +40,8 @@ type Config struct {
 	LogDir string
 	// Logger receives the engine's own events; nil discards them.
 	Logger *slog.Logger
-	// CommitInterval is how often watermarks are committed; default 500ms.
+	// CommitInterval is how long a failed commit waits before it is tried
+	// again; default 500ms. A moved watermark is committed at once.
 	CommitInterval time.Duration
 	// ShutdownTimeout bounds how long Close waits for in-flight messages;
 	// default 30s.
