@@ -100,7 +100,7 @@ func newDeployment(e *Engine, s Spec) (*deployment, error) {
 		return nil, fmt.Errorf("deployment %s: consumer group %s: %w", s.Name, s.Group, err)
 	}
 	d.client, d.group = client, group
-	d.pool = newPool(s.Pool, s.Plain, func() (process, error) { return runner.Start(d.proc) }, realClock{}, d.log)
+	d.pool = newPool(poolSize{min: s.MinPool, max: s.MaxPool, quiet: time.Duration(s.ScaleDownAfter)}, s.Plain, func() (process, error) { return runner.Start(d.proc) }, realClock{}, d.log)
 	d.commits = newCommitter(e.cfg.CommitInterval, func(gen generation, cs []kafka.Commit) error {
 		err := kafka.CommitOffsets(d.offsetClient(), d.spec.Group, gen.id, gen.member, cs)
 		if err == nil {
@@ -306,12 +306,12 @@ func (d *deployment) dispatch() {
 		case it.crashed:
 			// Nothing to run: handle dead-letters it.
 		case !d.spec.Plain:
-			if p = d.pool.take(it.ps.isRevoked); p == nil {
+			if p = d.pool.take(it.ps.isRevoked, d.lanes.runnable()); p == nil {
 				d.finish(it) // revoked or stopping while waiting for a process
 				continue
 			}
 		default:
-			if !d.pool.acquire(it.ps.isRevoked) {
+			if !d.pool.acquire(it.ps.isRevoked, d.lanes.runnable()) {
 				d.finish(it)
 				continue
 			}
@@ -319,7 +319,8 @@ func (d *deployment) dispatch() {
 		if !it.ps.begin() {
 			if p != nil {
 				go p.Stop()
-			} else if d.spec.Plain && !it.crashed {
+			}
+			if !it.crashed {
 				d.pool.release()
 			}
 			d.finish(it)
@@ -334,6 +335,11 @@ func (d *deployment) dispatch() {
 // and carries out what delivery decides.
 func (d *deployment) handle(it *item, p process) {
 	defer d.inflight.Add(-1)
+	if !it.crashed {
+		// Its place in the pool is held until its outcome is recorded,
+		// so no more messages are in flight than the pool's size.
+		defer d.pool.release()
+	}
 	// The message counts as in flight until its outcome is recorded (done,
 	// failed attempt, or dead letter): a revoke waits for that before its
 	// final commit, or a finished message would be redelivered.
@@ -345,7 +351,6 @@ func (d *deployment) handle(it *item, p process) {
 		r = crashed(it.attempt)
 	case d.spec.Plain:
 		_, r = runner.RunPlain(d.proc, m)
-		d.pool.release()
 	default:
 		p.SetLabel(runner.Label(p.Pid(), m))
 		r = p.Run(m)
@@ -430,10 +435,14 @@ func deliveryMessage(km *sarama.ConsumerMessage) delivery.Message {
 
 func (d *deployment) status() Status {
 	spec := d.spec
-	spec.Pool = d.pool.size()
-	s := Status{Name: spec.Name, Topic: spec.Topic, Group: spec.Group, Pool: spec.Pool,
+	sz := d.pool.sizing()
+	spec.MinPool, spec.MaxPool, spec.Pool = sz.min, sz.max, 0
+	if sz.min == sz.max {
+		spec.Pool = sz.min
+	}
+	s := Status{Name: spec.Name, Topic: spec.Topic, Group: spec.Group, Pool: sz.size,
 		InFlight: int(d.inflight.Load()), Processed: d.processed.Load(), Failed: d.failed.Load(),
-		DeadLettered: d.deadLettered.Load(), Spec: spec}
+		DeadLettered: d.deadLettered.Load(), Scaled: sz.change, ScaledAt: sz.changedAt, ColdStarts: sz.coldStarts, Spec: spec}
 	s.Warm, s.Restarts, s.State, s.Reason = d.pool.state()
 	d.holes.apply(&s)
 	d.mu.Lock()

@@ -347,7 +347,7 @@ func TestRestarterRefusesBadSpecsAndNames(t *testing.T) {
 	if err := e.Remove(ctx, "nope"); !errors.Is(err, restarter.ErrNotFound) {
 		t.Errorf("Remove(nope) = %v", err)
 	}
-	if err := e.Scale("nope", 2); !errors.Is(err, restarter.ErrNotFound) {
+	if err := e.Scale("nope", 2, 2); !errors.Is(err, restarter.ErrNotFound) {
 		t.Errorf("Scale(nope) = %v", err)
 	}
 	if len(e.Status()) != 0 {
@@ -370,8 +370,11 @@ func TestRestarterRefusesBadSpecsAndNames(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := e.Scale(s.Name, 0); err == nil {
+	if err := e.Scale(s.Name, 0, 0); err == nil {
 		t.Error("Scale to 0 succeeded")
+	}
+	if err := e.Scale(s.Name, 3, 2); err == nil {
+		t.Error("Scale to a min above the max succeeded")
 	}
 }
 

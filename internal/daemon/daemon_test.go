@@ -64,14 +64,17 @@ func (f *fakeEngine) Remove(_ context.Context, name string) error {
 	return nil
 }
 
-func (f *fakeEngine) Scale(name string, pool int) error {
+func (f *fakeEngine) Scale(name string, minPool, maxPool int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.deps[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", restarter.ErrNotFound, name)
 	}
-	s.Pool = pool
+	s.Pool, s.MinPool, s.MaxPool = 0, minPool, maxPool
+	if minPool == maxPool {
+		s.Pool = minPool
+	}
 	f.deps[name] = s
 	return nil
 }
@@ -227,7 +230,7 @@ func TestDeploymentsSurviveARestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := first.client.Scale(t.Context(), "b", 4); err != nil {
+	if _, err := first.client.Scale(t.Context(), "b", 4, 4); err != nil {
 		t.Fatal(err)
 	}
 	first.stop()
@@ -277,7 +280,7 @@ func TestDeploymentsSurviveARestart(t *testing.T) {
 	defer srv.Close()
 	c, _ := NewClient(srv.URL, "")
 	var ae *APIError
-	if _, err := c.Scale(t.Context(), "refused", 2); !errors.As(err, &ae) || ae.StatusCode != http.StatusConflict {
+	if _, err := c.Scale(t.Context(), "refused", 2, 2); !errors.As(err, &ae) || ae.StatusCode != http.StatusConflict {
 		t.Errorf("scale a failed deployment: %v", err)
 	}
 	for _, name := range []string{"refused", "broken"} {
@@ -386,7 +389,7 @@ func TestDeployReportsWhatItReplaces(t *testing.T) {
 	if err != nil || res.Previous != nil || res.BinaryChanged || res.DryRun || res.State != "running" {
 		t.Fatalf("first deploy: %+v %v", res, err)
 	}
-	if _, err := td.client.Scale(t.Context(), "hello", 4); err != nil {
+	if _, err := td.client.Scale(t.Context(), "hello", 4, 4); err != nil {
 		t.Fatal(err)
 	}
 
