@@ -218,13 +218,10 @@ func (p *pool) resizeLocked(n int, why string, now time.Time) {
 	p.log.Info("pool resized", "size", n, "why", why)
 }
 
-// demand grows the pool for n messages that want a place now (the one
-// asking and the runnable ones behind it), unless it is crash-looping.
-// Called with mu held.
-func (p *pool) demand(n int) {
-	if p.target == 0 {
-		p.coldStarts++
-	}
+// grow grows the pool for n messages that want a place now (the one
+// asking and the runnable ones behind it); a crash-looping pool only to
+// one process. Called with mu held.
+func (p *pool) grow(n int) {
 	want := min(p.max, p.busy+n)
 	if p.crashes > 0 {
 		want = min(p.max, max(p.target, 1)) // one, to find out whether it still crashes
@@ -300,11 +297,14 @@ func (p *pool) failed(err error) {
 func (p *pool) take(gone func() bool, waiting int) process {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.warm) == 0 || p.busy >= p.target {
-		p.demand(1 + waiting)
+	if p.target == 0 {
+		p.coldStarts++
 	}
 	p.waiting = 1 + waiting
 	for (len(p.warm) == 0 || p.busy >= p.target) && !p.stopped && !gone() {
+		// Again after every wake: the bounds may have changed, or a crash
+		// loop ended.
+		p.grow(p.waiting)
 		p.cond.Wait()
 	}
 	p.waiting = 0
@@ -323,11 +323,9 @@ func (p *pool) take(gone func() bool, waiting int) process {
 func (p *pool) acquire(gone func() bool, waiting int) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.busy >= p.target {
-		p.demand(1 + waiting)
-	}
 	p.waiting = 1 + waiting
 	for p.busy >= p.target && !p.stopped && !gone() {
+		p.grow(p.waiting)
 		p.cond.Wait()
 	}
 	p.waiting = 0
