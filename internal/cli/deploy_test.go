@@ -47,6 +47,16 @@ func TestDeployFlags(t *testing.T) {
 		{[]string{"--", "./fn"}, "want PATH", nil},
 		{[]string{"./fn", "--pool", "0"}, "--pool must be at least 1, got 0", nil},
 		{[]string{"./fn", "--pool", "-2"}, "--pool must be at least 1, got -2", nil},
+		{[]string{"./fn", "--min-pool", "0", "--max-pool", "8", "--scale-down-after", "2s"}, "", func(o DeployOptions) bool {
+			return o.Pool == 0 && o.MinPool == 0 && o.MaxPool == 8 && o.ScaleDownAfter == 2*time.Second
+		}},
+		{[]string{"./fn", "--max-pool", "4"}, "", func(o DeployOptions) bool { return o.Pool == 0 && o.MinPool == 1 && o.MaxPool == 4 }},
+		{[]string{"./fn", "--pool", "2", "--max-pool", "4"}, "--pool and --min-pool/--max-pool exclude each other", nil},
+		{[]string{"./fn", "--min-pool", "0"}, "--min-pool needs --max-pool", nil},
+		{[]string{"./fn", "--min-pool", "0", "--max-pool", "0"}, "--max-pool must be at least 1, got 0", nil},
+		{[]string{"./fn", "--min-pool", "5", "--max-pool", "4"}, "--min-pool must be from 0 to --max-pool (4), got 5", nil},
+		{[]string{"./fn", "--min-pool", "-1", "--max-pool", "4"}, "--min-pool must be from 0 to --max-pool (4), got -1", nil},
+		{[]string{"./fn", "--max-pool", "4", "--scale-down-after", "0s"}, "--scale-down-after must be positive", nil},
 		{[]string{"./fn", "--order", "random"}, `--order must be key, partition or none, got "random"`, nil},
 		{[]string{"./fn", "--env", "NOEQ"}, `malformed --env "NOEQ": want K=V`, nil},
 		{[]string{"./fn", "--env", "=v"}, `malformed --env "=v": want K=V`, nil},
