@@ -20,12 +20,15 @@ type generation struct {
 }
 
 // committer commits a deployment's partition watermarks: as soon as one
-// moves (asked with soon), on a timer, and on demand (commit), one commit
-// at a time, so commits coalesce under load and a commit read earlier is
-// never sent after a later one. Committing promptly bounds what a crash
-// of the restarter repeats to about the messages in flight.
+// moves (asked with soon), again after a failed commit, and on demand
+// (commit), one commit at a time, so commits coalesce under load and a
+// commit read earlier is never sent after a later one. Committing promptly
+// bounds what a crash of the restarter repeats to about the messages in
+// flight. An idle deployment has nothing to commit, and its committer no
+// timer: with hundreds of deployments, a tick each would be most of what
+// idleness costs.
 type committer struct {
-	interval time.Duration
+	interval time.Duration // after a failed commit, before the next try
 	linger   time.Duration
 	kick     chan struct{}
 	mu       sync.Mutex
@@ -46,30 +49,30 @@ func (c *committer) soon() {
 	}
 }
 
-// run commits on every kick and tick until stop is closed. current says
-// the membership and the partitions it holds; ok is false between
-// memberships.
+// run commits on every kick, and retries a failed commit every interval,
+// until stop is closed. current says the membership and the partitions it
+// holds; ok is false between memberships.
 func (c *committer) run(stop <-chan struct{}, current func() (gen generation, parts []*partState, ok bool)) {
-	t := time.NewTicker(c.interval)
-	defer t.Stop()
+	var retry <-chan time.Time
 	for {
 		select {
-		case <-t.C:
+		case <-retry:
 		case <-c.kick:
 			// Linger briefly so messages finishing together share a commit.
 			time.Sleep(c.linger)
 		case <-stop:
 			return
 		}
-		if gen, parts, ok := current(); ok {
-			c.commit(gen, parts...)
+		retry = nil
+		if gen, parts, ok := current(); ok && !c.commit(gen, parts...) {
+			retry = time.After(c.interval)
 		}
 	}
 }
 
 // commit sends the watermarks of parts that changed since their last
-// commit, as a member of gen.
-func (c *committer) commit(gen generation, parts ...*partState) {
+// commit, as a member of gen; false when the commit failed.
+func (c *committer) commit(gen generation, parts ...*partState) bool {
 	// One commit at a time, its watermarks read under the same lock.
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -82,13 +85,14 @@ func (c *committer) commit(gen generation, parts ...*partState) {
 		}
 	}
 	if len(cs) == 0 {
-		return
+		return true
 	}
 	if err := c.send(gen, cs); err != nil {
 		c.log.Warn("commit", "err", err)
-		return
+		return false
 	}
 	for i, ps := range owners {
 		ps.committedAt(cs[i])
 	}
+	return true
 }

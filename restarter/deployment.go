@@ -40,12 +40,12 @@ type deployment struct {
 	logw io.Writer // the functions' output
 	proc runner.Config
 
+	// client is the consumer's. Commits and offset reads go through the
+	// engine's client instead (offsetClient): on the consumer's
+	// connection they would queue behind the fetch long-poll.
 	client sarama.Client
-	// commitClient has its own connections: a commit on the consumer's
-	// would queue behind the fetch long-poll.
-	commitClient sarama.Client
-	group        sarama.ConsumerGroup
-	done         chan struct{} // closed when consuming has stopped and committed
+	group  sarama.ConsumerGroup
+	done   chan struct{} // closed when consuming has stopped and committed
 
 	buffered chan struct{} // a slot per held message
 	lanes    *lanes
@@ -88,31 +88,21 @@ func newDeployment(e *Engine, s Spec) (*deployment, error) {
 	d.proc = runner.Config{Binary: s.Binary, Args: s.Args, Env: env, Plain: s.Plain, MemoryLimit: s.MemoryLimit,
 		Log: d.logw, KillGrace: KillGrace}
 
-	cfg := kafka.Config("microfn-" + s.Name)
-	cfg.Consumer.Group.Rebalance.Timeout = time.Duration(s.Timeout) + KillGrace + 10*time.Second
-	cfg.ChannelBufferSize = 256
-	client, err := sarama.NewClient(e.cfg.Brokers, cfg)
+	client, err := sarama.NewClient(e.cfg.Brokers, consumerConfig(s))
 	if err != nil {
-		d.closeLog()
-		return nil, fmt.Errorf("deployment %s: cannot reach Kafka at %v: %w", s.Name, e.cfg.Brokers, err)
-	}
-	commitClient, err := sarama.NewClient(e.cfg.Brokers, cfg)
-	if err != nil {
-		client.Close()
 		d.closeLog()
 		return nil, fmt.Errorf("deployment %s: cannot reach Kafka at %v: %w", s.Name, e.cfg.Brokers, err)
 	}
 	group, err := sarama.NewConsumerGroupFromClient(s.Group, client)
 	if err != nil {
 		client.Close()
-		commitClient.Close()
 		d.closeLog()
 		return nil, fmt.Errorf("deployment %s: consumer group %s: %w", s.Name, s.Group, err)
 	}
-	d.client, d.commitClient, d.group = client, commitClient, group
-	d.pool = newPool(s.Pool, s.Plain, func() (process, error) { return runner.Start(d.proc) }, realClock{}, d.log)
+	d.client, d.group = client, group
+	d.pool = newPool(poolSize{min: s.MinPool, max: s.MaxPool, quiet: time.Duration(s.ScaleDownAfter)}, s.Plain, func() (process, error) { return runner.Start(d.proc) }, realClock{}, d.log)
 	d.commits = newCommitter(e.cfg.CommitInterval, func(gen generation, cs []kafka.Commit) error {
-		err := kafka.CommitOffsets(d.commitClient, d.spec.Group, gen.id, gen.member, cs)
+		err := kafka.CommitOffsets(d.offsetClient(), d.spec.Group, gen.id, gen.member, cs)
 		if err == nil {
 			d.holes.noteCommitted(cs)
 		}
@@ -121,11 +111,40 @@ func newDeployment(e *Engine, s Spec) (*deployment, error) {
 	return d, nil
 }
 
+// Idle cost. A deployment's consumer sends a fetch and a heartbeat to the
+// broker over and over while nothing is published, and with hundreds of
+// deployments on one daemon those requests are what idleness costs, on
+// both sides of the connection. A long poll returns as soon as a record
+// arrives, so a long fetchWait costs no latency; it does delay what
+// queues behind the fetch on the consumer's connection (sarama sends the
+// group's heartbeats and its leave there too), which is why commits and
+// offset reads go through the engine's client, and why the session
+// timeout leaves room for a heartbeat that waited out a whole fetch.
+const (
+	fetchWait         = 5 * time.Second
+	heartbeatInterval = 3 * time.Second // Kafka's default
+	sessionTimeout    = 15 * time.Second
+)
+
+// consumerConfig is the sarama configuration of a deployment's consumer.
+func consumerConfig(s Spec) *sarama.Config {
+	cfg := kafka.Config("microfn-" + s.Name)
+	cfg.Consumer.MaxWaitTime = fetchWait
+	cfg.Consumer.Group.Heartbeat.Interval = heartbeatInterval
+	cfg.Consumer.Group.Session.Timeout = sessionTimeout
+	cfg.Consumer.Group.Rebalance.Timeout = time.Duration(s.Timeout) + KillGrace + 10*time.Second
+	cfg.ChannelBufferSize = 256
+	return cfg
+}
+
+// offsetClient is the client for the group's commits and offset reads:
+// the engine's, shared by every deployment (they are short requests).
+func (d *deployment) offsetClient() sarama.Client { return d.e.client }
+
 // discard releases a deployment that never ran.
 func (d *deployment) discard() {
 	d.group.Close()
 	d.client.Close()
-	d.commitClient.Close()
 	d.closeLog()
 }
 
@@ -163,7 +182,6 @@ func (d *deployment) run(ctx context.Context) {
 	}
 	d.pool.stop()
 	d.client.Close()
-	d.commitClient.Close()
 	d.closeLog()
 }
 
@@ -213,7 +231,7 @@ func (d *deployment) Cleanup(sess sarama.ConsumerGroupSession) error {
 // waits for the partition's messages in processes to finish, commits and
 // returns: no message is ever handled by two members at once.
 func (d *deployment) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	committed, err := kafka.FetchCommitted(d.client, d.spec.Group, claim.Topic(), []int32{claim.Partition()})
+	committed, err := kafka.FetchCommitted(d.offsetClient(), d.spec.Group, claim.Topic(), []int32{claim.Partition()})
 	if err != nil {
 		return fmt.Errorf("read committed offset of %s/%d: %w", claim.Topic(), claim.Partition(), err)
 	}
@@ -288,12 +306,12 @@ func (d *deployment) dispatch() {
 		case it.crashed:
 			// Nothing to run: handle dead-letters it.
 		case !d.spec.Plain:
-			if p = d.pool.take(it.ps.isRevoked); p == nil {
+			if p = d.pool.take(it.ps.isRevoked, d.lanes.runnable()); p == nil {
 				d.finish(it) // revoked or stopping while waiting for a process
 				continue
 			}
 		default:
-			if !d.pool.acquire(it.ps.isRevoked) {
+			if !d.pool.acquire(it.ps.isRevoked, d.lanes.runnable()) {
 				d.finish(it)
 				continue
 			}
@@ -301,7 +319,8 @@ func (d *deployment) dispatch() {
 		if !it.ps.begin() {
 			if p != nil {
 				go p.Stop()
-			} else if d.spec.Plain && !it.crashed {
+			}
+			if !it.crashed {
 				d.pool.release()
 			}
 			d.finish(it)
@@ -316,6 +335,11 @@ func (d *deployment) dispatch() {
 // and carries out what delivery decides.
 func (d *deployment) handle(it *item, p process) {
 	defer d.inflight.Add(-1)
+	if !it.crashed {
+		// Its place in the pool is held until its outcome is recorded,
+		// so no more messages are in flight than the pool's size.
+		defer d.pool.release()
+	}
 	// The message counts as in flight until its outcome is recorded (done,
 	// failed attempt, or dead letter): a revoke waits for that before its
 	// final commit, or a finished message would be redelivered.
@@ -327,7 +351,6 @@ func (d *deployment) handle(it *item, p process) {
 		r = crashed(it.attempt)
 	case d.spec.Plain:
 		_, r = runner.RunPlain(d.proc, m)
-		d.pool.release()
 	default:
 		p.SetLabel(runner.Label(p.Pid(), m))
 		r = p.Run(m)
@@ -412,10 +435,14 @@ func deliveryMessage(km *sarama.ConsumerMessage) delivery.Message {
 
 func (d *deployment) status() Status {
 	spec := d.spec
-	spec.Pool = d.pool.size()
-	s := Status{Name: spec.Name, Topic: spec.Topic, Group: spec.Group, Pool: spec.Pool,
+	sz := d.pool.sizing()
+	spec.MinPool, spec.MaxPool, spec.Pool = sz.min, sz.max, 0
+	if sz.min == sz.max {
+		spec.Pool = sz.min
+	}
+	s := Status{Name: spec.Name, Topic: spec.Topic, Group: spec.Group, Pool: sz.size,
 		InFlight: int(d.inflight.Load()), Processed: d.processed.Load(), Failed: d.failed.Load(),
-		DeadLettered: d.deadLettered.Load(), Spec: spec}
+		DeadLettered: d.deadLettered.Load(), Scaled: sz.change, ScaledAt: sz.changedAt, ColdStarts: sz.coldStarts, Spec: spec}
 	s.Warm, s.Restarts, s.State, s.Reason = d.pool.state()
 	d.holes.apply(&s)
 	d.mu.Lock()

@@ -40,7 +40,8 @@ type Config struct {
 	LogDir string
 	// Logger receives the engine's own events; nil discards them.
 	Logger *slog.Logger
-	// CommitInterval is how often watermarks are committed; default 500ms.
+	// CommitInterval is how long a failed commit waits before it is tried
+	// again; default 500ms. A moved watermark is committed at once.
 	CommitInterval time.Duration
 	// ShutdownTimeout bounds how long Close waits for in-flight messages;
 	// default 30s.
@@ -52,17 +53,18 @@ var ErrNotFound = errors.New("no such deployment")
 
 // Status is a deployment's state, as `fnctl ls` shows it.
 type Status struct {
-	Name         string `json:"name"`
-	Topic        string `json:"topic"`
-	Group        string `json:"group"`
-	Pool         int    `json:"pool"`
-	Warm         int    `json:"warm"`
-	InFlight     int    `json:"inflight"`
-	Processed    int64  `json:"processed"`
-	Failed       int64  `json:"failed"`
-	DeadLettered int64  `json:"dead_lettered"`
-	Restarts     int64  `json:"restarts"`
-	Lag          int64  `json:"lag"`
+	Name  string `json:"name"`
+	Topic string `json:"topic"`
+	Group string `json:"group"`
+	// Pool is the pool's size now: within Spec.MinPool and Spec.MaxPool.
+	Pool         int   `json:"pool"`
+	Warm         int   `json:"warm"`
+	InFlight     int   `json:"inflight"`
+	Processed    int64 `json:"processed"`
+	Failed       int64 `json:"failed"`
+	DeadLettered int64 `json:"dead_lettered"`
+	Restarts     int64 `json:"restarts"`
+	Lag          int64 `json:"lag"`
 	// State is "running", "starting", "paused" (crash loop), "degraded"
 	// (a partition's log lost records the group had not processed; it
 	// stays so until the deployment is deployed again) or "stopped".
@@ -75,6 +77,12 @@ type Status struct {
 	Holes []holes.Hole `json:"holes,omitempty"`
 	// HolesFound counts the holes found since the deployment started.
 	HolesFound int64 `json:"holes_found"`
+	// Scaled says why the pool's size last changed, at ScaledAt.
+	Scaled   string    `json:"scaled,omitempty"`
+	ScaledAt time.Time `json:"scaled_at"`
+	// ColdStarts counts messages that found the pool at size 0 and
+	// waited for a process to start.
+	ColdStarts int64 `json:"cold_starts"`
 	Spec       Spec  `json:"spec"`
 }
 
@@ -160,7 +168,7 @@ func (e *Engine) Deploy(ctx context.Context, s Spec) error {
 	e.stop[s.Name] = cancel
 	e.mu.Unlock()
 	go d.run(dctx)
-	e.log.Info("deployed", "deployment", s.Name, "topic", s.Topic, "group", s.Group, "pool", s.Pool, "order", s.Order)
+	e.log.Info("deployed", "deployment", s.Name, "topic", s.Topic, "group", s.Group, "min_pool", s.MinPool, "max_pool", s.MaxPool, "order", s.Order)
 	return nil
 }
 
@@ -185,10 +193,11 @@ func (e *Engine) Remove(ctx context.Context, name string) error {
 	}
 }
 
-// Scale sets a deployment's pool size.
-func (e *Engine) Scale(name string, pool int) error {
-	if pool < 1 {
-		return fmt.Errorf("pool must be at least 1, got %d", pool)
+// Scale sets the bounds of a deployment's pool (min = max fixes its
+// size); the size moves into them at once.
+func (e *Engine) Scale(name string, minPool, maxPool int) error {
+	if err := ValidatePool(minPool, maxPool); err != nil {
+		return err
 	}
 	e.mu.Lock()
 	d, ok := e.deps[name]
@@ -196,7 +205,7 @@ func (e *Engine) Scale(name string, pool int) error {
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNotFound, name)
 	}
-	d.pool.resize(pool)
+	d.pool.resize(minPool, maxPool)
 	return nil
 }
 

@@ -94,7 +94,7 @@ func TestScaleWhileStatus(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := range 200 {
-			if err := e.Scale("scaled", 1+i%3); err != nil {
+			if err := e.Scale("scaled", 1+i%3, 1+i%3); err != nil {
 				t.Error(err)
 				return
 			}

@@ -32,7 +32,7 @@ func (d *deployment) checkHoles(sess sarama.ConsumerGroupSession) {
 	if len(parts) == 0 {
 		return
 	}
-	pos, err := kafka.Positions(d.client, d.spec.Group, d.spec.Topic, parts)
+	pos, err := kafka.Positions(d.offsetClient(), d.spec.Group, d.spec.Topic, parts)
 	if err != nil {
 		d.log.Warn("cannot check the partitions' logs for holes", "err", err)
 		return

@@ -120,6 +120,13 @@ func (l *lanes) next() (*item, bool) {
 	return it, true
 }
 
+// runnable is how many messages may run now and wait for dispatch.
+func (l *lanes) runnable() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.ready)
+}
+
 // done releases it's lane: the next message of the lane becomes runnable.
 func (l *lanes) done(it *item) {
 	if it.lane == "" {

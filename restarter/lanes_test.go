@@ -127,3 +127,21 @@ func TestLanesCloseWakesNext(t *testing.T) {
 		t.Fatal("next still waiting 5s after close")
 	}
 }
+
+// The pool grows for the runnable messages only: messages held back by
+// their key do not count.
+func TestLanesRunnableCountsWhatMayRunNow(t *testing.T) {
+	l := newLanes()
+	for i := range 10 {
+		l.add(msgItem(OrderKey, 0, "same", int64(i)))
+	}
+	if n := l.runnable(); n != 1 {
+		t.Fatalf("10 messages of one key: %d runnable, want 1", n)
+	}
+	for i := range 3 {
+		l.add(msgItem(OrderKey, 0, fmt.Sprint("k", i), int64(10+i)))
+	}
+	if n := l.runnable(); n != 4 {
+		t.Fatalf("and 3 of keys of their own: %d runnable, want 4", n)
+	}
+}

@@ -46,8 +46,20 @@ type Spec struct {
 	Group string `json:"group,omitempty"`
 	// DeadLetter defaults to Topic + ".dlq".
 	DeadLetter string `json:"dead_letter,omitempty"`
-	// Pool is the number of warm processes; default 1.
-	Pool int `json:"pool"`
+	// Pool fixes the pool's size: shorthand for MinPool = MaxPool = Pool;
+	// default 1 when MaxPool is not set either. The pool keeps that many
+	// processes warm, and runs at most that many messages at once.
+	Pool int `json:"pool,omitempty"`
+	// MinPool and MaxPool let the pool follow the work: it grows, up to
+	// MaxPool, while runnable messages wait for a process, and shrinks
+	// after ScaleDownAfter with fewer busy, down to MinPool, which may be
+	// 0 (the first message then waits for a process to start). Set
+	// MaxPool to use them; WithDefaults sets both from Pool otherwise.
+	MinPool int `json:"min_pool"`
+	MaxPool int `json:"max_pool"`
+	// ScaleDownAfter is the quiet period after which a pool above
+	// MinPool shrinks to what was busy meanwhile; default 30s.
+	ScaleDownAfter Duration `json:"scale_down_after,omitempty"`
 	// Timeout bounds one invocation; default 30s. At the deadline the
 	// process group gets SIGTERM, then SIGKILL after KillGrace.
 	Timeout Duration `json:"timeout,omitempty"`
@@ -62,9 +74,11 @@ type Spec struct {
 
 // Defaults for Spec fields left zero.
 const (
-	DefaultPool        = 1
-	DefaultTimeout     = 30 * time.Second
-	DefaultMaxAttempts = 3
+	DefaultPool = 1
+	// DefaultScaleDownAfter is the default Spec.ScaleDownAfter.
+	DefaultScaleDownAfter = 30 * time.Second
+	DefaultTimeout        = 30 * time.Second
+	DefaultMaxAttempts    = 3
 	// KillGrace is how long a process has between SIGTERM and SIGKILL.
 	KillGrace = 2 * time.Second
 )
@@ -81,6 +95,18 @@ func ValidateName(name string) error {
 	return nil
 }
 
+// ValidatePool reports whether minPool and maxPool bound a pool: at
+// least one process at most, and from 0 to that at least.
+func ValidatePool(minPool, maxPool int) error {
+	if maxPool < 1 {
+		return fmt.Errorf("max pool must be at least 1, got %d", maxPool)
+	}
+	if minPool < 0 || minPool > maxPool {
+		return fmt.Errorf("min pool must be from 0 to the max pool (%d), got %d", maxPool, minPool)
+	}
+	return nil
+}
+
 // WithDefaults returns s with zero fields set to their defaults.
 func (s Spec) WithDefaults() Spec {
 	if s.Group == "" {
@@ -89,8 +115,14 @@ func (s Spec) WithDefaults() Spec {
 	if s.DeadLetter == "" && s.Topic != "" {
 		s.DeadLetter = s.Topic + ".dlq"
 	}
-	if s.Pool == 0 {
-		s.Pool = DefaultPool
+	if s.MaxPool == 0 {
+		if s.Pool == 0 {
+			s.Pool = DefaultPool
+		}
+		s.MinPool, s.MaxPool = s.Pool, s.Pool
+	}
+	if s.ScaleDownAfter == 0 {
+		s.ScaleDownAfter = Duration(DefaultScaleDownAfter)
 	}
 	if s.Timeout == 0 {
 		s.Timeout = Duration(DefaultTimeout)
@@ -116,8 +148,18 @@ func (s Spec) Validate() error {
 	if s.Topic == "" {
 		errs = append(errs, "no topic")
 	}
-	if s.Pool < 1 {
+	switch {
+	case s.Pool < 0 || (s.Pool == 0 && s.MaxPool == 0):
 		errs = append(errs, fmt.Sprintf("pool must be at least 1, got %d", s.Pool))
+	case s.Pool > 0 && (s.MinPool != s.Pool || s.MaxPool != s.Pool):
+		errs = append(errs, fmt.Sprintf("pool %d conflicts with min pool %d and max pool %d: give one or the other", s.Pool, s.MinPool, s.MaxPool))
+	default:
+		if err := ValidatePool(s.MinPool, s.MaxPool); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if s.ScaleDownAfter < 0 {
+		errs = append(errs, fmt.Sprintf("scale-down period must not be negative, got %v", time.Duration(s.ScaleDownAfter)))
 	}
 	if s.Timeout <= 0 {
 		errs = append(errs, fmt.Sprintf("timeout must be positive, got %v", time.Duration(s.Timeout)))

@@ -215,6 +215,18 @@ func TestRestarterSecondMemberJoins(t *testing.T) {
 	r.deploy(e1, r.spec(4))
 	r.waitFor(settle, "a quarter of the messages", func(rep *report) bool { return len(rep.finished) >= n/4 }, statusOf(e1))
 	r.deploy(e2, r.spec(4))
+	// The first member hears of the rebalance at a heartbeat, which waits
+	// behind its fetch long-poll: until then it takes everything. Keep a
+	// backlog until the second member has handled a message.
+	for deadline := time.Now().Add(settle); e2.Status()[0].Processed == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the second member handled nothing within %v: %+v", settle, []any{e1.Status(), e2.Status()})
+		}
+		if rep := analyse(readLogAll(t, r.logPath)); len(rep.finished) >= len(r.sent)-40 {
+			r.publish("sleep=10ms", 40, 20)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	rep := r.waitFor(settle, "every message handled", r.allFinished, func() any { return []any{e1.Status(), e2.Status()} })
 	if len(rep.overlaps) > 0 {
 		t.Errorf("run by two processes at once: %v", rep.overlaps)
@@ -337,7 +349,7 @@ func TestRestarterRefusesBadSpecsAndNames(t *testing.T) {
 	if err := e.Remove(ctx, "nope"); !errors.Is(err, restarter.ErrNotFound) {
 		t.Errorf("Remove(nope) = %v", err)
 	}
-	if err := e.Scale("nope", 2); !errors.Is(err, restarter.ErrNotFound) {
+	if err := e.Scale("nope", 2, 2); !errors.Is(err, restarter.ErrNotFound) {
 		t.Errorf("Scale(nope) = %v", err)
 	}
 	if len(e.Status()) != 0 {
@@ -360,8 +372,11 @@ func TestRestarterRefusesBadSpecsAndNames(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := e.Scale(s.Name, 0); err == nil {
+	if err := e.Scale(s.Name, 0, 0); err == nil {
 		t.Error("Scale to 0 succeeded")
+	}
+	if err := e.Scale(s.Name, 3, 2); err == nil {
+		t.Error("Scale to a min above the max succeeded")
 	}
 }
 

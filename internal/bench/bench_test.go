@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/microfn/microfn/broker"
 	"github.com/microfn/microfn/internal/kafka"
 	"github.com/microfn/microfn/internal/testenv"
 	"github.com/microfn/microfn/restarter"
@@ -181,4 +182,69 @@ func BenchmarkStartCost(b *testing.B) {
 		b.ReportMetric(float64(f)/float64(h), "ratio")
 		b.ReportMetric(float64(f1)/float64(h), "ratio-gomaxprocs1")
 	}
+}
+
+// BenchmarkIdleDeployments measures what idle deployments cost the engine
+// and the embedded broker together, in this one process (as in fnctl up),
+// with nothing published: CPU in % of a core over 20 s, and memory and
+// sockets per deployment over the process with none. With -cpuprofile it
+// shows where idle cost goes:
+//
+//	go test -run '^$' -bench IdleDeployments -benchtime 1x ./internal/bench
+func BenchmarkIdleDeployments(b *testing.B) {
+	bin := trivial(b)
+	for _, c := range []struct {
+		n, minPool, maxPool int
+	}{{40, 1, 1}, {200, 1, 1}, {200, 0, 8}} {
+		b.Run(fmt.Sprintf("n=%d/pool=%d-%d", c.n, c.minPool, c.maxPool), func(b *testing.B) {
+			for b.Loop() {
+				idleDeployments(b, bin, c.n, c.minPool, c.maxPool)
+			}
+		})
+	}
+}
+
+func idleDeployments(b *testing.B, bin string, n, minPool, maxPool int) {
+	e, err := broker.StartEmbedded(broker.EmbeddedConfig{Listen: "127.0.0.1:0", DataDir: b.TempDir(), Partitions: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	eng, err := restarter.New(restarter.Config{Brokers: []string{e.Addr()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer eng.Close(context.Background())
+	self := os.Getpid()
+	rss0, _ := procRSS(self)
+	socks0 := sockets(self)
+	for i := range n {
+		s := restarter.Spec{Name: fmt.Sprintf("idle%d", i), Binary: bin, Topic: fmt.Sprintf("idle%d", i), MinPool: minPool, MaxPool: maxPool}
+		if err := eng.Deploy(context.Background(), s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		ready := 0
+		for _, s := range eng.Status() {
+			if s.State == "running" && s.Warm >= minPool {
+				ready++
+			}
+		}
+		if ready == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d deployments running after 2 minutes", ready, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(idleSettle)
+	c0, t0 := selfCPU(), time.Now()
+	time.Sleep(20 * time.Second)
+	cpu := 100 * float64(selfCPU()-c0) / float64(time.Since(t0))
+	rss, _ := procRSS(self)
+	b.ReportMetric(cpu, "%core")
+	b.ReportMetric((rss-rss0)/float64(n), "MiB/deployment")
+	b.ReportMetric(float64(sockets(self)-socks0)/float64(n), "sockets/deployment")
 }

@@ -289,16 +289,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 // benchDaemon is `fnctl up` in a process of its own, so its CPU time and
 // memory are its own.
 type benchDaemon struct {
-	cmd    *exec.Cmd
-	client *daemon.Client
-	pid    int
-	state  string
-	admin  sarama.ClusterAdmin
-	kc     sarama.Client
-	done   chan struct{}
+	cmd     *exec.Cmd
+	client  *daemon.Client
+	pid     int
+	state   string
+	admin   sarama.ClusterAdmin
+	kc      sarama.Client
+	brokers []string
+	done    chan struct{}
 }
 
 func startDaemon(ctx context.Context, cfg Config) (*benchDaemon, error) {
+	return startDaemonOn(ctx, cfg.Fnctl, cfg.Brokers)
+}
+
+// startDaemonOn starts `fnctl up` on brokers, or with its own embedded
+// broker when there are none.
+func startDaemonOn(ctx context.Context, fnctl string, brokers []string) (*benchDaemon, error) {
 	state, err := os.MkdirTemp("", "microfn-bench-")
 	if err != nil {
 		return nil, err
@@ -307,7 +314,18 @@ func startDaemon(ctx context.Context, cfg Config) (*benchDaemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(cfg.Fnctl, "up", "--state", state, "--brokers", strings.Join(cfg.Brokers, ","), "--listen", addr)
+	args := []string{"up", "--state", state, "--listen", addr}
+	if len(brokers) > 0 {
+		args = append(args, "--brokers", strings.Join(brokers, ","))
+	} else {
+		baddr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "--broker-listen", baddr)
+		brokers = []string{baddr}
+	}
+	cmd := exec.Command(fnctl, args...)
 	cmd.Stderr = io.Discard
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start fnctl up: %w", err)
@@ -335,8 +353,9 @@ func startDaemon(ctx context.Context, cfg Config) (*benchDaemon, error) {
 			return nil, errors.New("fnctl up did not serve within a minute")
 		}
 	}
+	d.brokers = brokers
 	kcfg := kafka.Config("microfn-bench")
-	if d.kc, err = sarama.NewClient(cfg.Brokers, kcfg); err != nil {
+	if d.kc, err = sarama.NewClient(brokers, kcfg); err != nil {
 		d.stop()
 		return nil, err
 	}

@@ -36,6 +36,9 @@ type BenchOptions struct {
 	Order      string
 	Rounds     int
 	Output     string
+	// Scale runs the many-deployments scenario instead (minutes).
+	Scale bool
+	Idle  int
 }
 
 func newCmdBench(streams IO, run func(context.Context, BenchOptions) error) *cobra.Command {
@@ -66,11 +69,24 @@ the same run (absolute numbers drift on a shared machine; ratios hold):
               memory of a warm process and of the daemon with 10
               deployments of pool 8
 
+--scale measures many deployments on one 'fnctl up' with its embedded
+broker instead (several minutes):
+
+  idle        --idle deployments (500) with pools from 0, nothing
+              published: the daemon's CPU and memory per deployment,
+              against the daemon alone
+  burst       200 deployments, one message each to 20 idle ones (the
+              cold start) and a burst of 4×250 messages: the time to
+              drain it, how far the pools grew and how soon they shrank
+              back, and the idle daemon and function processes, with
+              pools from 0 to 8 against fixed pools of 1
+
 PATH is a Go package with a function (default: a built-in one that
 acknowledges and does nothing), built with a plain go build. Each figure is the median of
 --rounds rounds, with the minimum and maximum. It runs on the embedded
 broker unless --brokers is given.`,
 		Example: `  fnctl bench
+  fnctl bench --scale
   fnctl bench -o json
   fnctl bench ./examples/greeter --pool 4 --order partition`,
 		Args: rangeArgs(0, 1, "an optional PATH"),
@@ -92,6 +108,8 @@ broker unless --brokers is given.`,
 				return usagef("--rounds must be at least 1, got %d", opts.Rounds)
 			case opts.Payload < 0:
 				return usagef("--payload must not be negative, got %d", opts.Payload)
+			case opts.Idle < 1:
+				return usagef("--idle must be at least 1, got %d", opts.Idle)
 			}
 			switch restarter.Order(opts.Order) {
 			case restarter.OrderKey, restarter.OrderPartition, restarter.OrderNone:
@@ -110,6 +128,8 @@ broker unless --brokers is given.`,
 	f.StringVar(&opts.Order, "order", "key", "ordering: key, partition or none")
 	f.IntVar(&opts.Rounds, "rounds", 3, "rounds per figure")
 	f.StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
+	f.BoolVar(&opts.Scale, "scale", false, "measure many idle deployments and a burst to a few (minutes)")
+	f.IntVar(&opts.Idle, "idle", 500, "with --scale: idle deployments")
 	return cmd
 }
 
@@ -146,12 +166,17 @@ func runBench(ctx context.Context, opts BenchOptions) error {
 	if err := goBuild(ctx, goTool, dir, pkg, cfg.Function); err != nil {
 		return fmt.Errorf("go build %s: %w", opts.Path, err)
 	}
-	cfg.Standalone = cfg.Function
-	cfg.Hello = filepath.Join(tmp, "hello")
-	if err := goBuild(ctx, goTool, "", helloPkg, cfg.Hello); err != nil {
-		return fmt.Errorf("go build %s: %w", helloPkg, err)
+	var rep *bench.Report
+	if opts.Scale {
+		rep, err = bench.RunScale(ctx, bench.ScaleConfig{Function: cfg.Function, Fnctl: self, Idle: opts.Idle, Progress: opts.IO.Err})
+	} else {
+		cfg.Standalone = cfg.Function
+		cfg.Hello = filepath.Join(tmp, "hello")
+		if err := goBuild(ctx, goTool, "", helloPkg, cfg.Hello); err != nil {
+			return fmt.Errorf("go build %s: %w", helloPkg, err)
+		}
+		rep, err = bench.Run(ctx, cfg)
 	}
-	rep, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -169,9 +194,13 @@ func runBench(ctx context.Context, opts BenchOptions) error {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, num(f.Median), num(f.Min), num(f.Max), f.Unit, goal)
 	}
-	fmt.Fprintf(w, "\n%d CPUs, %s, %s broker, %d messages of %d bytes, pool %d, %d partitions, order %s, %d rounds\n",
-		rep.CPUs, rep.Go, rep.Config.Broker, rep.Config.Messages, rep.Config.Payload, rep.Config.Pool,
-		rep.Config.Partitions, rep.Config.Order, rep.Config.Rounds)
+	if opts.Scale {
+		fmt.Fprintf(w, "\n%d CPUs, %s, %s broker, one run\n", rep.CPUs, rep.Go, rep.Config.Broker)
+	} else {
+		fmt.Fprintf(w, "\n%d CPUs, %s, %s broker, %d messages of %d bytes, pool %d, %d partitions, order %s, %d rounds\n",
+			rep.CPUs, rep.Go, rep.Config.Broker, rep.Config.Messages, rep.Config.Payload, rep.Config.Pool,
+			rep.Config.Partitions, rep.Config.Order, rep.Config.Rounds)
+	}
 	return w.Flush()
 }
 

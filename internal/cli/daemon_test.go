@@ -144,7 +144,12 @@ func fakeDaemon(t *testing.T, sts []restarter.Status) string {
 	mux.HandleFunc("POST /v1/deployments/{name}/scale", func(w http.ResponseWriter, r *http.Request) {
 		var req daemon.ScaleRequest
 		json.NewDecoder(r.Body).Decode(&req)
-		json.NewEncoder(w).Encode(restarter.Status{Name: r.PathValue("name"), Topic: "names", Group: "g", Pool: req.Pool, State: "running"})
+		lo, hi := req.MinPool, req.MaxPool
+		if req.Pool > 0 {
+			lo, hi = req.Pool, req.Pool
+		}
+		json.NewEncoder(w).Encode(restarter.Status{Name: r.PathValue("name"), Topic: "names", Group: "g", Pool: lo, State: "running",
+			Spec: restarter.Spec{MinPool: lo, MaxPool: hi}})
 	})
 	mux.HandleFunc("DELETE /v1/deployments/{name}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -210,6 +215,9 @@ deployments:  3 (1 degraded, 1 paused, 1 running)
 	}
 	if _, errOut, code := run("scale", "greeter", "--pool", "4"); code != 0 || errOut != "scaled greeter: topic names, group g, pool 4, running\n" {
 		t.Errorf("scale: exit %d %q", code, errOut)
+	}
+	if _, errOut, code := run("scale", "greeter", "--min-pool", "0", "--max-pool", "8"); code != 0 || errOut != "scaled greeter: topic names, group g, pool 0 (0-8), running\n" {
+		t.Errorf("scale to bounds: exit %d %q", code, errOut)
 	}
 	if _, errOut, code := run("rm", "nope"); code != ExitNotFound || errOut != "fnctl: no such deployment: \"nope\"\n" {
 		t.Errorf("rm: exit %d %q", code, errOut)

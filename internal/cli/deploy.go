@@ -41,11 +41,11 @@ type DeployOptions struct {
 	Topic      string
 	Group      string
 	DeadLetter string
-	Pool       int
-	Timeout    time.Duration
-	Attempts   int
-	Order      string
-	Env        []string
+	poolFlags
+	Timeout  time.Duration
+	Attempts int
+	Order    string
+	Env      []string
 	// Memory is the memory limit of one invocation in bytes; 0: none.
 	Memory int64
 	Plain  bool
@@ -93,9 +93,19 @@ The daemon copies the binary, so rebuilding PATH changes nothing until
 the next deploy. Deploying a name again replaces that deployment (its
 counters start again) and says what changed; --dry-run prints the spec
 and what the deploy would do, and changes nothing. ARGS after -- are
-passed to every function process.`,
+passed to every function process.
+
+--pool N keeps N processes warm and runs at most N messages at once.
+--min-pool and --max-pool let the pool follow the work instead: it grows
+at once while runnable messages wait for a process (up to --max-pool;
+messages held back by --order count for nothing), and shrinks after
+--scale-down-after with fewer busy (down to --min-pool). With
+--min-pool 0 an idle deployment keeps no process, and its next message
+waits for one to start (a cold start). A pool in a crash loop does not
+grow.`,
 		Example: `  fnctl deploy ./examples/greeter
   fnctl deploy ./examples/greeter --pool 4 --dry-run
+  fnctl deploy ./examples/greeter --min-pool 0 --max-pool 8
   fnctl deploy ./examples/greeter --name greeter-eu --topic names-eu --group greeter-eu
   fnctl deploy ./resize.sh --plain --topic images --env QUALITY=80 -- --verbose`,
 		Args: cobra.ArbitraryArgs,
@@ -111,8 +121,8 @@ passed to every function process.`,
 				return err
 			}
 			opts.ShareGroup = cmd.Flags().Changed("group")
-			if opts.Pool < 1 {
-				return usagef("--pool must be at least 1, got %d", opts.Pool)
+			if err := opts.poolFlags.check(cmd); err != nil {
+				return err
 			}
 			switch restarter.Order(opts.Order) {
 			case restarter.OrderKey, restarter.OrderPartition, restarter.OrderNone:
@@ -152,7 +162,7 @@ passed to every function process.`,
 	f.StringVar(&opts.Subscriber, "subscriber", "", "the subscriber to deploy, when the binary declares several")
 	f.StringVar(&opts.Topic, "topic", "", "topic to consume (default: the subscriber's)")
 	f.StringVar(&opts.Group, "group", "", "consumer group (default: the subscriber's)")
-	f.IntVar(&opts.Pool, "pool", restarter.DefaultPool, "warm processes to keep")
+	addPoolFlags(cmd, &opts.poolFlags, restarter.DefaultPool)
 	f.DurationVar(&opts.Timeout, "timeout", 0, "deadline of one invocation (default: the subscriber's, else 30s)")
 	f.IntVar(&opts.Attempts, "attempts", 0, "attempts before dead-lettering (default: the subscriber's, else 3)")
 	f.StringVar(&opts.Order, "order", string(restarter.OrderKey), "which messages may run at once: key, partition or none")
@@ -230,9 +240,9 @@ func runDeploy(ctx context.Context, opts DeployOptions) error {
 func deployLine(res daemon.DeployResult) string {
 	switch {
 	case res.DryRun && res.Previous != nil:
-		return fmt.Sprintf("would replace %s: topic %s, group %s, pool %d%s", res.Name, res.Topic, res.Group, res.Pool, changes(res))
+		return fmt.Sprintf("would replace %s: topic %s, group %s, pool %s%s", res.Name, res.Topic, res.Group, poolText(res.Spec), changes(res))
 	case res.DryRun:
-		return fmt.Sprintf("would deploy %s: topic %s, group %s, pool %d", res.Name, res.Topic, res.Group, res.Pool)
+		return fmt.Sprintf("would deploy %s: topic %s, group %s, pool %s", res.Name, res.Topic, res.Group, poolText(res.Spec))
 	case res.Previous != nil:
 		return "replaced " + statusLine(res.Status) + changes(res)
 	}
@@ -268,7 +278,8 @@ func specChanges(prev, next restarter.Spec) []string {
 	add("topic", a.Topic, b.Topic)
 	add("group", a.Group, b.Group)
 	add("dead-letter topic", a.DeadLetter, b.DeadLetter)
-	add("pool", a.Pool, b.Pool)
+	add("pool", poolText(a), poolText(b))
+	add("scale-down period", time.Duration(a.ScaleDownAfter), time.Duration(b.ScaleDownAfter))
 	add("timeout", time.Duration(a.Timeout), time.Duration(b.Timeout))
 	add("attempts", a.MaxAttempts, b.MaxAttempts)
 	add("order", a.Order, b.Order)
@@ -297,8 +308,9 @@ func prepareDeploy(ctx context.Context, opts DeployOptions) (spec restarter.Spec
 
 // specFor is the spec of bin: as its manifest declares, then the flags.
 func specFor(ctx context.Context, opts DeployOptions, bin string) (restarter.Spec, error) {
-	spec := restarter.Spec{Binary: bin, Args: opts.Args, Env: opts.Env, Plain: opts.Plain, Pool: opts.Pool,
+	spec := restarter.Spec{Binary: bin, Args: opts.Args, Env: opts.Env, Plain: opts.Plain,
 		Order: restarter.Order(opts.Order), MemoryLimit: opts.Memory}
+	opts.poolFlags.apply(&spec)
 	if opts.Plain {
 		// The file's name as is: a name the user did not type would be
 		// one more name for every other command to guess.

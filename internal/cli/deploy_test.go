@@ -47,6 +47,16 @@ func TestDeployFlags(t *testing.T) {
 		{[]string{"--", "./fn"}, "want PATH", nil},
 		{[]string{"./fn", "--pool", "0"}, "--pool must be at least 1, got 0", nil},
 		{[]string{"./fn", "--pool", "-2"}, "--pool must be at least 1, got -2", nil},
+		{[]string{"./fn", "--min-pool", "0", "--max-pool", "8", "--scale-down-after", "2s"}, "", func(o DeployOptions) bool {
+			return o.Pool == 0 && o.MinPool == 0 && o.MaxPool == 8 && o.ScaleDownAfter == 2*time.Second
+		}},
+		{[]string{"./fn", "--max-pool", "4"}, "", func(o DeployOptions) bool { return o.Pool == 0 && o.MinPool == 1 && o.MaxPool == 4 }},
+		{[]string{"./fn", "--pool", "2", "--max-pool", "4"}, "--pool and --min-pool/--max-pool exclude each other", nil},
+		{[]string{"./fn", "--min-pool", "0"}, "--min-pool needs --max-pool", nil},
+		{[]string{"./fn", "--min-pool", "0", "--max-pool", "0"}, "--max-pool must be at least 1, got 0", nil},
+		{[]string{"./fn", "--min-pool", "5", "--max-pool", "4"}, "--min-pool must be from 0 to --max-pool (4), got 5", nil},
+		{[]string{"./fn", "--min-pool", "-1", "--max-pool", "4"}, "--min-pool must be from 0 to --max-pool (4), got -1", nil},
+		{[]string{"./fn", "--max-pool", "4", "--scale-down-after", "0s"}, "--scale-down-after must be positive", nil},
 		{[]string{"./fn", "--order", "random"}, `--order must be key, partition or none, got "random"`, nil},
 		{[]string{"./fn", "--env", "NOEQ"}, `malformed --env "NOEQ": want K=V`, nil},
 		{[]string{"./fn", "--env", "=v"}, `malformed --env "=v": want K=V`, nil},
@@ -134,7 +144,7 @@ func buildGreeter(t *testing.T) string {
 // deploy reads the topic and options a function declares from its
 // manifest, and flags override them.
 func TestDeployReadsTheManifest(t *testing.T) {
-	defaults := DeployOptions{Pool: 1, Order: "key"}
+	defaults := DeployOptions{poolFlags: poolFlags{Pool: 1}, Order: "key"}
 	opts := defaults
 	opts.Path = "../../examples/greeter"
 	spec, cleanup, err := prepareDeploy(t.Context(), opts)
@@ -191,7 +201,7 @@ func specEqual(a, b restarter.Spec) bool {
 // A binary that declares no subscribers explains itself on --describe;
 // deploy passes that on as one line and exit code 2.
 func TestDeployRefusesABinaryWithoutSubscribers(t *testing.T) {
-	_, _, err := prepareDeploy(t.Context(), DeployOptions{Path: "testdata/nosubs", Pool: 1, Order: "key"})
+	_, _, err := prepareDeploy(t.Context(), DeployOptions{Path: "testdata/nosubs", poolFlags: poolFlags{Pool: 1}, Order: "key"})
 	want := "testdata/nosubs: this binary declares no subscribers: call fn.Subscribe before fn.Main"
 	var ue usageError
 	if err == nil || err.Error() != want || !errors.As(err, &ue) {
@@ -226,14 +236,14 @@ func TestDeployRefusesWhatIsNotAFunction(t *testing.T) {
 		{filepath.Join(dir, "missing"), true, "no such file or directory"},
 		{"./missing", true, "./missing: no such file or directory"},
 	} {
-		_, _, err := prepareDeploy(t.Context(), DeployOptions{Path: c.path, Pool: 1, Order: "key"})
+		_, _, err := prepareDeploy(t.Context(), DeployOptions{Path: c.path, poolFlags: poolFlags{Pool: 1}, Order: "key"})
 		var ue usageError
 		if err == nil || !strings.Contains(err.Error(), c.want) || errors.As(err, &ue) != c.usage || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: %v, want one line containing %q (usage error: %v)", c.path, err, c.want, c.usage)
 		}
 	}
 	// With --plain it deploys as is, named after the file, extension and all.
-	spec, cleanup, err := prepareDeploy(t.Context(), DeployOptions{Path: filepath.Join(dir, "quiet.sh"), Plain: true, Topic: "t", Pool: 2, Order: "none"})
+	spec, cleanup, err := prepareDeploy(t.Context(), DeployOptions{Path: filepath.Join(dir, "quiet.sh"), Plain: true, Topic: "t", poolFlags: poolFlags{Pool: 2}, Order: "none"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +277,7 @@ func TestRunDeploy(t *testing.T) {
 
 	var errb bytes.Buffer
 	opts := DeployOptions{IO: IO{Out: &bytes.Buffer{}, Err: &errb}, ServerOptions: ServerOptions{Server: srv.URL, Token: "tok"},
-		Path: script, Plain: true, Topic: "t", Pool: 3, Order: "key"}
+		Path: script, Plain: true, Topic: "t", poolFlags: poolFlags{Pool: 3}, Order: "key"}
 	if err := runDeploy(t.Context(), opts); err != nil {
 		t.Fatal(err)
 	}

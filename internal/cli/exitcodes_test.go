@@ -133,6 +133,8 @@ func TestExitCodes(t *testing.T) {
 		{args: []string{"scale", "greeter"}, code: ExitUsage, want: "want --pool N"},
 		{args: []string{"scale", "--pool", "2"}, code: ExitUsage, want: "want NAME, got 0 argument(s)"},
 		{args: []string{"scale", "greeter", "--pool", "0"}, code: ExitUsage, want: "--pool must be at least 1, got 0"},
+		{args: []string{"scale", "greeter", "--min-pool", "3", "--max-pool", "2"}, code: ExitUsage, want: "--min-pool must be from 0 to --max-pool (2), got 3"},
+		{args: []string{"scale", "greeter", "--max-pool", "4", "--scale-down-after", "1s"}, code: ExitUsage, want: "--scale-down-after is set by fnctl deploy"},
 		{args: []string{"scale", "a b", "--pool", "2"}, code: ExitUsage, want: `name "a b": want 1-63 letters`},
 		{args: []string{"scale", "nope", "--pool", "2", "--server", srv}, code: ExitNotFound, want: `no such deployment: "nope"`},
 		{args: []string{"scale", "greeter", "--pool", "2", "--server", nobody}, code: ExitFailure, want: "no fnctl daemon at " + nobody},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -67,8 +68,8 @@ func runLs(ctx context.Context, opts LsOptions) error {
 	tw := tabwriter.NewWriter(opts.IO.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tTOPIC\tPOOL\tWARM\tINFLIGHT\tPROCESSED\tFAILED\tDLQ\tRESTARTS\tLAG\tSTATUS")
 	for _, s := range sts {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n",
-			s.Name, s.Topic, s.Pool, s.Warm, s.InFlight, s.Processed, s.Failed, s.DeadLettered, s.Restarts, s.Lag, s.State)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n",
+			s.Name, s.Topic, poolNow(s), s.Warm, s.InFlight, s.Processed, s.Failed, s.DeadLettered, s.Restarts, s.Lag, s.State)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -76,6 +77,11 @@ func runLs(ctx context.Context, opts LsOptions) error {
 	for _, s := range sts {
 		if s.Reason != "" {
 			fmt.Fprintf(opts.IO.Out, "  %s: %s: %s\n", s.Name, s.State, s.Reason)
+		}
+	}
+	for _, s := range sts {
+		if b := s.Spec.WithDefaults(); b.MinPool != b.MaxPool && s.Scaled != "" {
+			fmt.Fprintf(opts.IO.Out, "  %s: pool %s (%s ago)\n", s.Name, s.Scaled, time.Since(s.ScaledAt).Round(time.Second))
 		}
 	}
 	return nil

@@ -12,7 +12,7 @@ type ScaleOptions struct {
 	IO IO
 	ServerOptions
 	Name string
-	Pool int
+	poolFlags
 }
 
 func newCmdScale(streams IO, run func(context.Context, ScaleOptions) error) *cobra.Command {
@@ -21,29 +21,35 @@ func newCmdScale(streams IO, run func(context.Context, ScaleOptions) error) *cob
 	}
 	opts := ScaleOptions{IO: streams}
 	cmd := &cobra.Command{
-		Use:   "scale NAME --pool N",
+		Use:   "scale NAME --pool N | --min-pool N --max-pool M",
 		Short: "Resize a deployment's pool of warm processes",
 		Long: `Set how many warm processes the deployment NAME keeps, which is also
-how many of its messages can run at once. The new size is saved and
-survives a restart of the daemon.`,
-		Example: `  fnctl scale greeter --pool 8`,
-		Args:    rangeArgs(1, 1, "NAME"),
+how many of its messages can run at once: --pool N fixes it, --min-pool
+and --max-pool let it follow the work between them (see fnctl deploy).
+The pool moves into the new bounds at once. They are saved and survive a
+restart of the daemon.`,
+		Example: `  fnctl scale greeter --pool 8
+  fnctl scale greeter --min-pool 0 --max-pool 16`,
+		Args: rangeArgs(1, 1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Name = args[0]
 			if err := checkName(opts.Name); err != nil {
 				return err
 			}
-			if !cmd.Flags().Changed("pool") {
-				return usagef("want --pool N")
+			if f := cmd.Flags(); !f.Changed("pool") && !f.Changed("max-pool") && !f.Changed("min-pool") {
+				return usagef("want --pool N, or --min-pool N --max-pool M")
 			}
-			if opts.Pool < 1 {
-				return usagef("--pool must be at least 1, got %d", opts.Pool)
+			if cmd.Flags().Changed("scale-down-after") {
+				return usagef("--scale-down-after is set by fnctl deploy")
+			}
+			if err := opts.poolFlags.check(cmd); err != nil {
+				return err
 			}
 			return run(cmd.Context(), opts)
 		},
 	}
 	addServerFlags(cmd, &opts.ServerOptions)
-	cmd.Flags().IntVar(&opts.Pool, "pool", 0, "warm processes to keep (at least 1)")
+	addPoolFlags(cmd, &opts.poolFlags, 0)
 	return cmd
 }
 
@@ -52,7 +58,7 @@ func runScale(ctx context.Context, opts ScaleOptions) error {
 	if err != nil {
 		return err
 	}
-	st, err := client.Scale(ctx, opts.Name, opts.Pool)
+	st, err := client.Scale(ctx, opts.Name, opts.MinPool, opts.MaxPool)
 	if err != nil {
 		return fromDaemon(err)
 	}

@@ -71,9 +71,18 @@ func printJSON(streams IO, v any) error {
 	return err
 }
 
+// poolNow is a deployment's pool size, with its bounds when it follows
+// the work: "4", or "2 (0-8)".
+func poolNow(s restarter.Status) string {
+	if s.Spec.MinPool != s.Spec.MaxPool {
+		return fmt.Sprintf("%d (%s)", s.Pool, poolText(s.Spec))
+	}
+	return fmt.Sprint(s.Pool)
+}
+
 // statusLine is one deployment in a sentence, for deploy and scale.
 func statusLine(s restarter.Status) string {
-	line := fmt.Sprintf("%s: topic %s, group %s, pool %d, %s", s.Name, s.Topic, s.Group, s.Pool, s.State)
+	line := fmt.Sprintf("%s: topic %s, group %s, pool %s, %s", s.Name, s.Topic, s.Group, poolNow(s), s.State)
 	if s.Reason != "" {
 		line += ": " + s.Reason
 	}

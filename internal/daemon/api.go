@@ -56,8 +56,20 @@ type DeployResult struct {
 }
 
 // ScaleRequest is the body of POST /v1/deployments/{name}/scale.
+// Pool N fixes the size (min = max = N); MaxPool, when set, gives the
+// bounds of a pool that follows the work instead.
 type ScaleRequest struct {
-	Pool int `json:"pool"`
+	Pool    int `json:"pool,omitempty"`
+	MinPool int `json:"min_pool,omitempty"`
+	MaxPool int `json:"max_pool,omitempty"`
+}
+
+// bounds is the pool's min and max the request asks for.
+func (r ScaleRequest) bounds() (int, int) {
+	if r.MaxPool == 0 && r.MinPool == 0 {
+		return r.Pool, r.Pool
+	}
+	return r.MinPool, r.MaxPool
 }
 
 // errorBody is how every API error is answered.
@@ -179,7 +191,12 @@ func (d *daemon) handleScale(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	st, err := d.scale(r.PathValue("name"), req.Pool)
+	if req.Pool != 0 && (req.MinPool != 0 || req.MaxPool != 0) {
+		writeError(w, statusErrorf(http.StatusBadRequest, "give pool, or min and max pool, not both"))
+		return
+	}
+	minPool, maxPool := req.bounds()
+	st, err := d.scale(r.PathValue("name"), minPool, maxPool)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -95,10 +95,15 @@ func (c *Client) Remove(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/deployments/"+url.PathEscape(name), nil, nil)
 }
 
-// Scale sets a deployment's pool size.
-func (c *Client) Scale(ctx context.Context, name string, pool int) (restarter.Status, error) {
+// Scale sets the bounds of a deployment's pool; minPool = maxPool fixes
+// its size.
+func (c *Client) Scale(ctx context.Context, name string, minPool, maxPool int) (restarter.Status, error) {
+	req := ScaleRequest{MinPool: minPool, MaxPool: maxPool}
+	if minPool == maxPool {
+		req = ScaleRequest{Pool: minPool}
+	}
 	var st restarter.Status
-	err := c.do(ctx, http.MethodPost, "/v1/deployments/"+url.PathEscape(name)+"/scale", ScaleRequest{Pool: pool}, &st)
+	err := c.do(ctx, http.MethodPost, "/v1/deployments/"+url.PathEscape(name)+"/scale", req, &st)
 	return st, err
 }
 

@@ -157,7 +157,7 @@ func isLoopback(host string) bool {
 type engine interface {
 	Deploy(ctx context.Context, s restarter.Spec) error
 	Remove(ctx context.Context, name string) error
-	Scale(name string, pool int) error
+	Scale(name string, minPool, maxPool int) error
 	Status() []restarter.Status
 	Close(ctx context.Context) error
 }

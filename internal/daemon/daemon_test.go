@@ -64,14 +64,17 @@ func (f *fakeEngine) Remove(_ context.Context, name string) error {
 	return nil
 }
 
-func (f *fakeEngine) Scale(name string, pool int) error {
+func (f *fakeEngine) Scale(name string, minPool, maxPool int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.deps[name]
 	if !ok {
 		return fmt.Errorf("%w: %q", restarter.ErrNotFound, name)
 	}
-	s.Pool = pool
+	s.Pool, s.MinPool, s.MaxPool = 0, minPool, maxPool
+	if minPool == maxPool {
+		s.Pool = minPool
+	}
 	f.deps[name] = s
 	return nil
 }
@@ -227,8 +230,16 @@ func TestDeploymentsSurviveARestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := first.client.Scale(t.Context(), "b", 4); err != nil {
+	if _, err := first.client.Scale(t.Context(), "b", 4, 4); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := first.client.Scale(t.Context(), "a", 0, 6); err != nil {
+		t.Fatal(err)
+	}
+	var ae *APIError
+	if _, err := first.client.Scale(t.Context(), "a", 7, 6); !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(err.Error(), "min pool must be from 0 to the max pool (6), got 7") {
+		t.Errorf("scale to a min above the max: %v", err)
 	}
 	first.stop()
 	if !first.engine.closed {
@@ -254,9 +265,9 @@ func TestDeploymentsSurviveARestart(t *testing.T) {
 	}
 	defer d.stop(context.Background())
 
-	for name, pool := range map[string]int{"a": 0, "b": 4} {
+	for name, pool := range map[string][3]int{"a": {0, 0, 6}, "b": {4, 4, 4}} {
 		s, ok := fe.spec(name)
-		if !ok || s.Binary != filepath.Join(dir, "bin", name) || s.Topic != "t-"+name || s.Pool != pool {
+		if !ok || s.Binary != filepath.Join(dir, "bin", name) || s.Topic != "t-"+name || [3]int{s.Pool, s.MinPool, s.MaxPool} != pool {
 			t.Errorf("restored %s: %+v", name, s)
 		}
 	}
@@ -276,8 +287,7 @@ func TestDeploymentsSurviveARestart(t *testing.T) {
 	srv := httptest.NewServer(d.handler())
 	defer srv.Close()
 	c, _ := NewClient(srv.URL, "")
-	var ae *APIError
-	if _, err := c.Scale(t.Context(), "refused", 2); !errors.As(err, &ae) || ae.StatusCode != http.StatusConflict {
+	if _, err := c.Scale(t.Context(), "refused", 2, 2); !errors.As(err, &ae) || ae.StatusCode != http.StatusConflict {
 		t.Errorf("scale a failed deployment: %v", err)
 	}
 	for _, name := range []string{"refused", "broken"} {
@@ -386,7 +396,7 @@ func TestDeployReportsWhatItReplaces(t *testing.T) {
 	if err != nil || res.Previous != nil || res.BinaryChanged || res.DryRun || res.State != "running" {
 		t.Fatalf("first deploy: %+v %v", res, err)
 	}
-	if _, err := td.client.Scale(t.Context(), "hello", 4); err != nil {
+	if _, err := td.client.Scale(t.Context(), "hello", 4, 4); err != nil {
 		t.Fatal(err)
 	}
 

@@ -253,11 +253,14 @@ func (d *daemon) remove(ctx context.Context, name string) error {
 	return nil
 }
 
-// scale sets a deployment's pool and saves it, so the new size survives
+// scale sets a deployment's pool bounds and saves them, so they survive
 // a restart.
-func (d *daemon) scale(name string, pool int) (restarter.Status, error) {
-	if pool < 1 {
-		return restarter.Status{}, statusErrorf(http.StatusBadRequest, "pool must be at least 1, got %d", pool)
+func (d *daemon) scale(name string, minPool, maxPool int) (restarter.Status, error) {
+	if minPool == maxPool && maxPool < 1 {
+		return restarter.Status{}, statusErrorf(http.StatusBadRequest, "pool must be at least 1, got %d", maxPool)
+	}
+	if err := restarter.ValidatePool(minPool, maxPool); err != nil {
+		return restarter.Status{}, &statusError{http.StatusBadRequest, err}
 	}
 	d.opMu.Lock()
 	defer d.opMu.Unlock()
@@ -274,17 +277,20 @@ func (d *daemon) scale(name string, pool int) (restarter.Status, error) {
 	case !ok:
 		return restarter.Status{}, notFound(name)
 	}
-	if err := d.engine.Scale(name, pool); err != nil {
+	if err := d.engine.Scale(name, minPool, maxPool); err != nil {
 		return restarter.Status{}, fmt.Errorf("scale %s: %w", name, err)
 	}
-	spec.Pool = pool
+	spec.Pool, spec.MinPool, spec.MaxPool = 0, minPool, maxPool
+	if minPool == maxPool {
+		spec.Pool = minPool
+	}
 	d.mu.Lock()
 	d.specs[name] = spec
 	d.mu.Unlock()
 	if err := d.state.saveSpec(spec); err != nil {
 		return restarter.Status{}, fmt.Errorf("scaled %s, but could not save it: %w", name, err)
 	}
-	d.log.Info("scaled", "deployment", name, "pool", pool)
+	d.log.Info("scaled", "deployment", name, "min_pool", minPool, "max_pool", maxPool)
 	return d.statusOf(spec), nil
 }
 

@@ -15,8 +15,14 @@ var deploymentMetrics = []struct {
 	kind       prometheus.ValueType
 	value      func(restarter.Status) float64
 }{
-	{"microfn_pool_size", "Warm processes the deployment is configured to keep.", prometheus.GaugeValue,
+	{"microfn_pool_size", "The pool's size now: processes kept warm, and the most messages in processes at once.", prometheus.GaugeValue,
 		func(s restarter.Status) float64 { return float64(s.Pool) }},
+	{"microfn_pool_min", "The fewest processes the pool shrinks to.", prometheus.GaugeValue,
+		func(s restarter.Status) float64 { return float64(s.Spec.MinPool) }},
+	{"microfn_pool_max", "The most processes the pool grows to.", prometheus.GaugeValue,
+		func(s restarter.Status) float64 { return float64(s.Spec.MaxPool) }},
+	{"microfn_cold_starts_total", "Messages that found the pool at size 0 and waited for a process to start.", prometheus.CounterValue,
+		func(s restarter.Status) float64 { return float64(s.ColdStarts) }},
 	{"microfn_warm_processes", "Processes started and waiting for a message.", prometheus.GaugeValue,
 		func(s restarter.Status) float64 { return float64(s.Warm) }},
 	{"microfn_inflight", "Messages being handled now.", prometheus.GaugeValue,

@@ -3,7 +3,9 @@
 // is microfn, not the handler.
 //
 // With FN_BENCH_LOG set it appends "partition offset unixnano" to that
-// file when the handler starts, for the latency measurement.
+// file when the handler starts, for the latency measurement. With
+// FN_BENCH_SLEEP (a duration) it then waits that long, as a handler
+// waiting on another service would.
 package main
 
 import (
@@ -28,6 +30,9 @@ func handle(ctx context.Context, _ []byte) error {
 		if _, err := f.WriteString(line); err != nil {
 			return err
 		}
+	}
+	if d, err := time.ParseDuration(os.Getenv("FN_BENCH_SLEEP")); err == nil {
+		time.Sleep(d)
 	}
 	return nil
 }
