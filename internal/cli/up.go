@@ -14,6 +14,7 @@ import (
 
 	"github.com/microfn/microfn/internal/daemon"
 	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/internal/kconn"
 )
 
 // UpOptions are the flags of `fnctl up`.
@@ -21,6 +22,7 @@ type UpOptions struct {
 	IO           IO
 	StateDir     string
 	Brokers      string
+	Kafka        kconn.Settings
 	BrokerListen string
 	BrokerSync   bool
 	Listen       string
@@ -65,6 +67,7 @@ On interrupt it lets in-flight messages finish and commits them.`,
 	}
 	cmd.Flags().StringVar(&opts.StateDir, "state", "", "state directory (default $FN_STATE or ~/.local/state/microfn)")
 	cmd.Flags().StringVar(&opts.Brokers, "brokers", "", "Kafka brokers host:port,... (default $FN_BROKERS, else the embedded broker)")
+	addKafkaFlags(cmd.Flags(), &opts.Kafka)
 	cmd.Flags().StringVar(&opts.BrokerListen, "broker-listen", daemon.DefaultBrokerListen, "address of the embedded broker")
 	cmd.Flags().BoolVar(&opts.BrokerSync, "sync", false, "embedded broker: fsync every produced batch and commit (survives power loss; slower)")
 	cmd.Flags().StringVar(&opts.Listen, "listen", daemon.DefaultListen, "address of the API")
@@ -83,9 +86,21 @@ func runUp(ctx context.Context, opts UpOptions) error {
 	case os.Getenv(kafka.EnvBrokers) != "":
 		from = kafka.EnvBrokers
 	}
+	settings, err := kafkaSettings(opts.Kafka)
+	if err != nil {
+		return err
+	}
+	conn, err := kafkaConn(opts.Kafka, opts.IO.Err)
+	if err != nil {
+		return err
+	}
+	brokers := cmp.Or(opts.Brokers, os.Getenv(kafka.EnvBrokers))
 	cfg := daemon.Config{
-		StateDir:     opts.StateDir,
-		Brokers:      cmp.Or(opts.Brokers, os.Getenv(kafka.EnvBrokers)),
+		StateDir: opts.StateDir,
+		Brokers:  brokers,
+		Kafka:    conn,
+		FunctionKafkaEnv: append([]string{kafka.EnvBrokers + "=" + cmp.Or(brokers, opts.BrokerListen)},
+			settings.Env(os.Getenv)...),
 		BrokerListen: opts.BrokerListen,
 		BrokerSync:   opts.BrokerSync,
 		Listen:       opts.Listen,
@@ -93,7 +108,7 @@ func runUp(ctx context.Context, opts UpOptions) error {
 		Logger:       slog.New(slog.NewTextHandler(opts.IO.Err, nil)),
 		OnReady:      func(r daemon.Ready) { fmt.Fprintln(opts.IO.Err, readyLine(r, from)) },
 	}
-	err := daemon.Run(ctx, cfg)
+	err = daemon.Run(ctx, cfg)
 	var ce *daemon.ConfigError
 	switch {
 	case errors.As(err, &ce):

@@ -3,13 +3,11 @@ package kafka
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +16,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/microfn/microfn/internal/kconn"
+	"github.com/microfn/microfn/internal/ktls"
 	"github.com/microfn/microfn/internal/scram"
 )
 
@@ -42,26 +41,12 @@ func Load(s kconn.Settings, getenv func(string) string, log *slog.Logger) (*Conn
 	}
 	c := &Conn{Mechanism: s.SASLMechanism, User: s.SASLUser}
 	if s.TLS {
-		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.ServerName, InsecureSkipVerify: s.InsecureSkipVerify}
-		if s.CAFile != "" {
-			pem, err := os.ReadFile(s.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("TLS CA bundle: %w", err)
-			}
-			cfg.RootCAs = x509.NewCertPool()
-			if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("TLS CA bundle %s holds no PEM certificate", s.CAFile)
-			}
-		}
-		if s.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("TLS client certificate: %w", err)
-			}
-			cfg.Certificates = []tls.Certificate{cert}
+		cfg, err := ktls.Config(s)
+		if err != nil {
+			return nil, err
 		}
 		if s.InsecureSkipVerify && log != nil {
-			log.Warn("TLS certificate verification is OFF (--tls-insecure-skip-verify): anyone between here and Kafka can read and change the traffic and take the credentials")
+			log.Warn(ktls.InsecureWarning)
 		}
 		c.TLS = cfg
 	}
@@ -169,12 +154,6 @@ type failedDial struct {
 
 const failedFor = 5 * time.Second
 
-// tlsError is a failed TLS handshake.
-type tlsError struct{ err error }
-
-func (e tlsError) Error() string { return "TLS handshake: " + e.err.Error() }
-func (e tlsError) Unwrap() error { return e.err }
-
 func (d *tlsDialer) Dial(network, addr string) (net.Conn, error) {
 	d.mu.Lock()
 	f, ok := d.failed[addr]
@@ -189,17 +168,8 @@ func (d *tlsDialer) Dial(network, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := d.tls.Clone()
-	if cfg.ServerName == "" {
-		cfg.ServerName, _, _ = net.SplitHostPort(addr)
-	}
-	conn := tls.Client(raw, cfg)
-	if err := conn.HandshakeContext(ctx); err != nil {
-		raw.Close()
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("no answer within %v", d.timeout)
-		}
-		err = tlsError{err}
+	conn, err := ktls.Client(ctx, raw, addr, d.tls)
+	if err != nil {
 		d.mu.Lock()
 		if d.failed == nil {
 			d.failed = map[string]failedDial{}
@@ -231,27 +201,15 @@ func (c *Conn) Explain(brokers []string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var cause string
-	var unknownCA x509.UnknownAuthorityError
-	var hostname x509.HostnameError
-	var invalid x509.CertificateInvalidError
-	var handshake tlsError
 	tlsOn := c != nil && c.TLS != nil
 	saslOn := c != nil && c.Mechanism != ""
+	cause := ktls.Cause(err)
 	switch {
+	case cause != "":
 	case errors.Is(err, sarama.ErrSASLAuthenticationFailed):
 		cause = fmt.Sprintf("SASL %s authentication as %q failed: wrong user name or password", c.Mechanism, c.User)
 	case errors.Is(err, sarama.ErrUnsupportedSASLMechanism):
 		cause = fmt.Sprintf("the listener does not offer SASL %s", c.Mechanism)
-	case errors.As(err, &unknownCA):
-		cause = "TLS: the broker's certificate is not signed by a trusted CA (give the CA bundle with --tls-ca)"
-	case errors.As(err, &hostname):
-		cause = fmt.Sprintf("TLS: the broker's certificate is not valid for %q (it names %v; --tls-server-name sets the name expected)",
-			hostname.Host, hostname.Certificate.DNSNames)
-	case errors.As(err, &invalid):
-		cause = "TLS: the broker's certificate is invalid"
-	case errors.As(err, &handshake):
-		cause = "TLS handshake failed: the listener does not speak TLS (a plaintext listener? drop --tls)"
 	case tlsOn && saslOn && isClosedEarly(err):
 		// The handshake succeeded (the dialer would have said otherwise):
 		// the broker hung up during or after authentication.

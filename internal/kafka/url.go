@@ -1,9 +1,11 @@
-package kconn
+package kafka
 
 import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/microfn/microfn/internal/kconn"
 )
 
 // ParseURL reads a Kafka broker URL:
@@ -16,7 +18,7 @@ import (
 // insecure-skip-verify=1, sasl, user, password-file. A password itself is
 // refused: a URL ends up in logs and command lines. Without password-file
 // the password comes from FN_SASL_PASSWORD.
-func ParseURL(raw string) (brokers string, s Settings, err error) {
+func ParseURL(raw string) (brokers string, s kconn.Settings, err error) {
 	scheme, rest, ok := strings.Cut(strings.TrimSpace(raw), "://")
 	if !ok {
 		return "", s, fmt.Errorf("broker URL %q: want kafka://HOST:PORT or kafka+tls://HOST:PORT", raw)
@@ -53,12 +55,12 @@ func ParseURL(raw string) (brokers string, s Settings, err error) {
 				return "", s, fmt.Errorf("broker URL: insecure-skip-verify=%q: want 1 or 0", v)
 			}
 		case "password":
-			return "", s, fmt.Errorf("broker URL: a password never goes in a URL: use password-file= or %s", EnvSASLPassword)
+			return "", s, fmt.Errorf("broker URL: a password never goes in a URL: use password-file= or %s", kconn.EnvSASLPassword)
 		default:
 			return "", s, fmt.Errorf("broker URL: unknown setting %q (want ca, cert, key, server-name, insecure-skip-verify, sasl, user, password-file)", k)
 		}
 	}
-	s = s.normal()
+	s = s.Merge(kconn.Settings{})
 	if scheme == "kafka" && s.TLS {
 		// kafka:// with TLS settings would read as plaintext: say which is meant.
 		return "", s, fmt.Errorf("broker URL %q: TLS settings need the kafka+tls:// scheme", raw)
