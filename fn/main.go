@@ -16,6 +16,7 @@ import (
 
 	"github.com/microfn/microfn/internal/delivery"
 	"github.com/microfn/microfn/internal/fnproto"
+	"github.com/microfn/microfn/internal/kconn"
 	"github.com/microfn/microfn/internal/pipe"
 )
 
@@ -42,7 +43,7 @@ func Main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-const usage = "flags: --describe, --subscriber NAME, --brokers HOST:PORT,..."
+const usage = "flags: --describe, --subscriber NAME, --brokers HOST:PORT,..., --tls, --tls-ca FILE, --tls-cert FILE, --tls-key FILE, --tls-server-name NAME, --tls-insecure-skip-verify, --sasl-mechanism MECH, --sasl-user USER, --sasl-password-file FILE"
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fn", flag.ContinueOnError)
@@ -50,6 +51,16 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	describe := fs.Bool("describe", getenv(fnproto.EnvDescribe) == "1", "print the JSON manifest and exit")
 	name := fs.String("subscriber", getenv(fnproto.EnvSubscriber), "subscriber to run")
 	brokers := fs.String("brokers", getenv(fnproto.EnvBrokers), "Kafka brokers host:port,...")
+	var conn kconn.Settings
+	fs.BoolVar(&conn.TLS, "tls", false, "TLS")
+	fs.StringVar(&conn.CAFile, "tls-ca", "", "CA bundle")
+	fs.StringVar(&conn.CertFile, "tls-cert", "", "client certificate")
+	fs.StringVar(&conn.KeyFile, "tls-key", "", "client key")
+	fs.StringVar(&conn.ServerName, "tls-server-name", "", "server name")
+	fs.BoolVar(&conn.InsecureSkipVerify, "tls-insecure-skip-verify", false, "accept any certificate")
+	fs.StringVar(&conn.SASLMechanism, "sasl-mechanism", "", "SASL mechanism")
+	fs.StringVar(&conn.SASLUser, "sasl-user", "", "SASL user")
+	fs.StringVar(&conn.SASLPasswordFile, "sasl-password-file", "", "SASL password file")
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "fn: %v (%s)\n", err, usage)
 		return fnproto.ExitUsage
@@ -87,7 +98,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return standalone(ctx, f, *brokers, getenv, stderr)
+	return standalone(ctx, f, *brokers, conn, getenv, stderr)
 }
 
 // withEnv returns a copy of f with the FN_* overrides applied.

@@ -46,7 +46,7 @@ func Load(s kconn.Settings, getenv func(string) string, log *slog.Logger) (*Conn
 			return nil, err
 		}
 		if s.InsecureSkipVerify && log != nil {
-			log.Warn(ktls.InsecureWarning)
+			log.Warn(kconn.InsecureWarning)
 		}
 		c.TLS = cfg
 	}

@@ -32,6 +32,10 @@ const (
 var Envs = []string{EnvTLS, EnvTLSCA, EnvTLSCert, EnvTLSKey, EnvTLSServerName, EnvTLSInsecureSkipVerify,
 	EnvSASLMechanism, EnvSASLUser, EnvSASLPasswordFile, EnvSASLPassword}
 
+// InsecureWarning is logged, every time, by a client that does not verify
+// the brokers' certificates.
+const InsecureWarning = "TLS certificate verification is OFF (--tls-insecure-skip-verify): anyone between here and Kafka can read and change the traffic and take the credentials"
+
 // Mechanisms are the SASL mechanisms microfn speaks.
 var Mechanisms = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
 

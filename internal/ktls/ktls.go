@@ -41,10 +41,6 @@ func Config(s kconn.Settings) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// InsecureWarning is logged, every time, when certificates are not
-// verified.
-const InsecureWarning = "TLS certificate verification is OFF (--tls-insecure-skip-verify): anyone between here and Kafka can read and change the traffic and take the credentials"
-
 // HandshakeError is a failed TLS handshake with a broker.
 type HandshakeError struct{ Err error }
 
