@@ -21,14 +21,14 @@ import (
 func ParseURL(raw string) (brokers string, s kconn.Settings, err error) {
 	scheme, rest, ok := strings.Cut(strings.TrimSpace(raw), "://")
 	if !ok {
-		return "", s, fmt.Errorf("broker URL %q: want kafka://HOST:PORT or kafka+tls://HOST:PORT", raw)
+		return "", s, fmt.Errorf("broker URL %q: want kafka://HOST:PORT or kafka+tls://HOST:PORT", withoutQuery(raw))
 	}
 	switch scheme {
 	case "kafka":
 	case "kafka+tls":
 		s.TLS = true
 	default:
-		return "", s, fmt.Errorf("broker URL %q: unknown scheme %q (want kafka or kafka+tls)", raw, scheme)
+		return "", s, fmt.Errorf("broker URL %q: unknown scheme %q (want kafka or kafka+tls)", withoutQuery(raw), scheme)
 	}
 	brokers, query, _ := strings.Cut(rest, "?")
 	q, err := url.ParseQuery(query)
@@ -63,7 +63,14 @@ func ParseURL(raw string) (brokers string, s kconn.Settings, err error) {
 	s = s.Merge(kconn.Settings{})
 	if scheme == "kafka" && s.TLS {
 		// kafka:// with TLS settings would read as plaintext: say which is meant.
-		return "", s, fmt.Errorf("broker URL %q: TLS settings need the kafka+tls:// scheme", raw)
+		return "", s, fmt.Errorf("broker URL kafka://%s: TLS settings need the kafka+tls:// scheme", brokers)
 	}
 	return brokers, s, s.Validate()
+}
+
+// withoutQuery is a URL to show in an error: its query may hold what
+// should not be shown.
+func withoutQuery(raw string) string {
+	u, _, _ := strings.Cut(raw, "?")
+	return u
 }
