@@ -214,9 +214,14 @@ func TestSecuredDaemon(t *testing.T) {
 	for _, args := range [][]string{{"status"}, {"status", "-o", "json"}, {"ls", "-o", "json"}, {"logs", "secured"}} {
 		api.WriteString(ctl(args...))
 	}
-	if !strings.Contains(api.String(), "SASL SCRAM-SHA-512 as "+u.Name) {
-		t.Errorf("status does not say how the daemon connects:\n%s", api.String())
+	if status := ctl("status"); !strings.Contains(status, "TLS SASL SCRAM-SHA-512 as "+u.Name) {
+		t.Errorf("status does not say how the daemon connects:\n%s", status)
 	}
+	logMu.Lock()
+	if !strings.Contains(daemonLog.String(), "over TLS SASL SCRAM-SHA-512 as "+u.Name) {
+		t.Errorf("the daemon's ready line does not say how it connects:\n%s", daemonLog.String())
+	}
+	logMu.Unlock()
 
 	pw2 := []byte(u.Password)
 	if strings.Contains(api.String(), u.Password) {

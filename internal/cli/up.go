@@ -136,6 +136,9 @@ func readyLine(r daemon.Ready, from string) string {
 		fmt.Fprintf(&sb, "embedded broker on %s", strings.Join(r.Broker.Addrs, ","))
 	} else {
 		fmt.Fprintf(&sb, "Kafka at %s", strings.Join(r.Broker.Addrs, ","))
+		if s := r.Broker.Security; s != "" && s != "plaintext" {
+			fmt.Fprintf(&sb, " over %s", s)
+		}
 		if from != "" {
 			fmt.Fprintf(&sb, " (from %s)", from)
 		}
