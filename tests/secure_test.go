@@ -136,9 +136,10 @@ func TestSecuredStandalone(t *testing.T) {
 }
 
 // TestSecuredDaemon runs `fnctl up` on the SASL_SSL listener end to end,
-// then looks for the password everywhere it must not be: the daemon's
-// log, every process's command line, the function processes' environment,
-// the state directory and the API's answers.
+// its password in FN_SASL_PASSWORD, then looks for the password everywhere
+// it must not be: the daemon's log, every process's command line, the
+// function processes' environment (unless their deployment asked for the
+// connection with --kafka-env), the state directory and the API's answers.
 func TestSecuredDaemon(t *testing.T) {
 	k := testenv.SecureKafka(t)
 	u := k.Users["SCRAM-SHA-512"]
@@ -153,7 +154,8 @@ func TestSecuredDaemon(t *testing.T) {
 	var daemonLog bytes.Buffer
 	var logMu sync.Mutex
 	cmd := exec.Command(fnctl, "up", "--state", state, "--listen", server, "--brokers", k.Addr,
-		"--tls-ca", k.CAFile, "--sasl-mechanism", u.Mechanism, "--sasl-user", u.Name, "--sasl-password-file", u.PasswordFile)
+		"--tls-ca", k.CAFile, "--sasl-mechanism", u.Mechanism, "--sasl-user", u.Name)
+	cmd.Env = append(os.Environ(), kconn.EnvSASLPassword+"="+u.Password)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -199,6 +201,8 @@ func TestSecuredDaemon(t *testing.T) {
 		return r.stdout + r.stderr
 	}
 	ctl("deploy", bin, "--name", "secured", "--topic", topic, "--pool", "2", "--env", "TESTFN_LOG="+logPath)
+	asked := filepath.Join(t.TempDir(), "asked")
+	ctl("deploy", bin, "--name", "asked", "--topic", topic+"-asked", "--pool", "1", "--kafka-env", "--env", "TESTFN_LOG="+asked)
 	n := 10
 	for i := range n {
 		ctl("publish", topic, fmt.Sprintf("ok id-%d", i), "--key", strconv.Itoa(i))
@@ -246,21 +250,33 @@ func TestSecuredDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*")
-	children := 0
+	plain, withEnv := 0, 0
 	for _, p := range procs {
 		if b, err := os.ReadFile(p + "/cmdline"); err == nil && bytes.Contains(b, pw2) {
 			t.Errorf("process %s has the password on its command line: %q", filepath.Base(p), b)
 		}
-		if stat, err := os.ReadFile(p + "/stat"); err == nil && parentOf(stat) == cmd.Process.Pid {
-			children++
-			env, err := os.ReadFile(p + "/environ")
-			if err == nil && (bytes.Contains(env, pw2) || bytes.Contains(env, []byte("FN_SASL_"))) {
-				t.Errorf("function process %s has the Kafka credentials in its environment", filepath.Base(p))
+		stat, err := os.ReadFile(p + "/stat")
+		if err != nil || parentOf(stat) != cmd.Process.Pid {
+			continue
+		}
+		env, err := os.ReadFile(p + "/environ")
+		if err != nil {
+			continue // exited meanwhile
+		}
+		if bytes.Contains(env, []byte("TESTFN_LOG="+asked+"\x00")) {
+			withEnv++
+			if !bytes.Contains(env, []byte(kconn.EnvSASLPassword+"="+u.Password+"\x00")) || !bytes.Contains(env, []byte("FN_BROKERS="+k.Addr+"\x00")) {
+				t.Errorf("function process %s of the deployment with --kafka-env lacks the daemon's connection", filepath.Base(p))
 			}
+			continue
+		}
+		plain++
+		if bytes.Contains(env, pw2) || bytes.Contains(env, []byte("FN_SASL_")) || bytes.Contains(env, []byte("FN_TLS_")) {
+			t.Errorf("function process %s has the Kafka connection settings in its environment", filepath.Base(p))
 		}
 	}
-	if children == 0 {
-		t.Errorf("found no function process of the daemon (pid %d) to check", cmd.Process.Pid)
+	if plain == 0 || withEnv == 0 {
+		t.Errorf("found %d function processes without --kafka-env and %d with it of the daemon (pid %d); want some of each to check", plain, withEnv, cmd.Process.Pid)
 	}
 }
 
