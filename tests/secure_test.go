@@ -202,7 +202,7 @@ func TestSecuredDaemon(t *testing.T) {
 	}
 	ctl("deploy", bin, "--name", "secured", "--topic", topic, "--pool", "2", "--env", "TESTFN_LOG="+logPath)
 	asked := filepath.Join(t.TempDir(), "asked")
-	ctl("deploy", bin, "--name", "asked", "--topic", topic+"-asked", "--pool", "1", "--kafka-env", "--env", "TESTFN_LOG="+asked)
+	ctl("deploy", bin, "--name", "asked", "--topic", topic+"-asked", "--group", topic+"-asked", "--pool", "1", "--kafka-env", "--env", "TESTFN_LOG="+asked)
 	n := 10
 	for i := range n {
 		ctl("publish", topic, fmt.Sprintf("ok id-%d", i), "--key", strconv.Itoa(i))
