@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/IBM/sarama"
 	"github.com/spf13/cobra"
 
 	"github.com/microfn/microfn/internal/daemon"
@@ -113,7 +112,7 @@ func runUp(ctx context.Context, opts UpOptions) error {
 	switch {
 	case errors.As(err, &ce):
 		return usageError{err}
-	case err != nil && from != "" && errors.Is(err, sarama.ErrOutOfBrokers):
+	case err != nil && from != "" && errors.Is(err, kafka.ErrUnreachable):
 		return fmt.Errorf("%w (no embedded broker: %s)", err, noEmbedded(from))
 	}
 	return err

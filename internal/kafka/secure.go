@@ -182,8 +182,12 @@ func (d *tlsDialer) Dial(network, addr string) (net.Conn, error) {
 }
 
 // NewClient connects a sarama client with cfg (from c.Config) to brokers,
-// and explains a failure in one line naming its likely cause.
+// and explains a failure in one line naming its likely cause. It first
+// checks that a broker answers as Kafka within the dial timeout.
 func (c *Conn) NewClient(brokers []string, cfg *sarama.Config) (sarama.Client, error) {
+	if err := c.probe(brokers, cfg); err != nil {
+		return nil, c.Explain(brokers, err)
+	}
 	client, err := sarama.NewClient(brokers, cfg)
 	if err != nil {
 		return nil, c.Explain(brokers, err)
@@ -206,6 +210,8 @@ func (c *Conn) Explain(brokers []string, err error) error {
 	cause := ktls.Cause(err)
 	switch {
 	case cause != "":
+	case errors.Is(err, errNotKafka):
+		cause = "the peer does not speak the Kafka protocol (a wrong port? or a TLS listener: --tls)"
 	case errors.Is(err, sarama.ErrSASLAuthenticationFailed):
 		cause = fmt.Sprintf("SASL %s authentication as %q failed: wrong user name or password", c.Mechanism, c.User)
 	case errors.Is(err, sarama.ErrUnsupportedSASLMechanism):
@@ -220,26 +226,11 @@ func (c *Conn) Explain(brokers []string, err error) error {
 	if cause == "" {
 		return fmt.Errorf("%w at %v: %w", ErrUnreachable, brokers, err)
 	}
-	return fmt.Errorf("%w at %v: %s: %w", ErrUnreachable, brokers, cause, innermost(err))
+	return fmt.Errorf("%w at %v: %s: %w", ErrUnreachable, brokers, cause, err)
 }
 
 // isClosedEarly says whether the peer closed or reset the connection
 // during a handshake.
 func isClosedEarly(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
-
-// innermost is the error sarama wraps in "client has run out of available
-// brokers to talk to", so that the line says what went wrong only once.
-func innermost(err error) error {
-	for {
-		next := errors.Unwrap(err)
-		if next == nil {
-			return err
-		}
-		if multi, ok := next.(interface{ Unwrap() []error }); ok && len(multi.Unwrap()) > 0 {
-			return err
-		}
-		err = next
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -197,4 +198,39 @@ func TestSecuredKfake(t *testing.T) {
 	}
 	defer plain.Close()
 	testSecured(t, target{addr: c.ListenAddrs()[0], plaintext: plain.ListenAddrs()[0], ca: files.CA, other: files.OtherCA, users: users})
+}
+
+// TestNotKafka: a peer that accepts connections but is not Kafka (silent,
+// or answering something else) fails at the first attempt, in one line,
+// not after sarama's read timeout and retries.
+func TestNotKafka(t *testing.T) {
+	for name, answer := range map[string][]byte{"silent": nil, "http": []byte("HTTP/1.0 400 Bad Request\r\n\r\n")} {
+		t.Run(name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			go func() {
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					defer c.Close()
+					if answer != nil {
+						c.Write(answer)
+					}
+				}
+			}()
+			var conn *kafka.Conn
+			cfg := conn.Config("test")
+			cfg.Net.DialTimeout = 500 * time.Millisecond
+			_, err = conn.NewClient([]string{l.Addr().String()}, cfg)
+			if err == nil || !strings.Contains(err.Error(), "does not speak the Kafka protocol") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("got %v, want one line saying the peer is not Kafka", err)
+			}
+			t.Log(err)
+		})
+	}
 }
