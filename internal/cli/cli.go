@@ -110,6 +110,12 @@ Environment:
   FN_TOKEN    the daemon's API token (or --token)
   FN_STATE    the state directory of up and logs (or --state); default
               $XDG_STATE_HOME/microfn, else ~/.local/state/microfn
+  FN_TLS, FN_TLS_CA, FN_TLS_CERT, FN_TLS_KEY, FN_TLS_SERVER_NAME,
+  FN_TLS_INSECURE_SKIP_VERIFY, FN_SASL_MECHANISM, FN_SASL_USER,
+  FN_SASL_PASSWORD_FILE, FN_SASL_PASSWORD
+              how publish, tail, replay, bench, deploy and up connect to a
+              secured Kafka (or --tls, --tls-ca, ..., --sasl-password-file;
+              the password itself only from a file or FN_SASL_PASSWORD)
 
 ` + exitCodesHelp + `
 
