@@ -33,7 +33,10 @@ import (
 //
 // With several subscribers, --subscriber NAME (or FN_SUBSCRIBER) chooses
 // one. FN_TOPIC, FN_GROUP, FN_DEAD_LETTER, FN_MAX_ATTEMPTS and FN_TIMEOUT
-// override what the code declares. Standalone, the exit code says what
+// override what the code declares. A secured Kafka's settings come from
+// FN_TLS_CA, FN_SASL_MECHANISM and the other FN_TLS_* and FN_SASL_*
+// variables, or the same flags (--tls-ca, --sasl-mechanism, ...); TLS and
+// SCRAM need the binary to import package fn/secure. Standalone, the exit code says what
 // happened: 0 handled and committed (acknowledged or dead-lettered), 1 the
 // attempt failed and was recorded (the next run retries it), 2 bad flags,
 // environment or declarations, 3 the broker was unreachable or refused an
