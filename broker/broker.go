@@ -3,6 +3,12 @@
 //
 //	kafka://h1:9092,h2:9092   Apache Kafka (or any Kafka-protocol broker) through sarama
 //	h1:9092,h2:9092           the same, without the scheme
+//	kafka+tls://h1:9093?ca=/etc/kafka/ca.pem&sasl=scram-sha-512&user=fn&password-file=/run/secrets/kafka
+//	                          over TLS, with SASL; the query's settings are
+//	                          ca, cert, key, server-name, insecure-skip-verify=1,
+//	                          sasl (plain, scram-sha-256, scram-sha-512), user
+//	                          and password-file (else $FN_SASL_PASSWORD: a
+//	                          password never goes in a URL); kafka:// takes sasl too
 //	embedded://127.0.0.1:9092?data=DIR&partitions=4
 //	                          start the embedded Kafka-protocol broker in this
 //	                          process and connect to it
@@ -13,7 +19,9 @@ import (
 	"context"
 	"fmt"
 	"github.com/microfn/microfn/internal/kafka"
+	"log/slog"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 
@@ -52,12 +60,31 @@ func Open(ctx context.Context, rawURL string) (Broker, error) {
 	switch scheme {
 	case "mem":
 		return NewMemory(), nil
-	case "kafka":
-		return NewKafka(ctx, KafkaConfig{Brokers: rest})
+	case "kafka", "kafka+tls":
+		return openKafka(ctx, scheme+"://"+rest)
 	case "embedded":
 		return openEmbedded(ctx, rest)
 	}
-	return nil, fmt.Errorf("unknown broker scheme %q in %q (want kafka://, embedded:// or mem://)", scheme, rawURL)
+	return nil, fmt.Errorf("unknown broker scheme %q in %q (want kafka://, kafka+tls://, embedded:// or mem://)", scheme, rawURL)
+}
+
+func openKafka(ctx context.Context, rawURL string) (Broker, error) {
+	brokers, settings, err := kafka.ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := kafka.Load(settings, os.Getenv, slog.Default())
+	if err != nil {
+		return nil, fmt.Errorf("broker URL: %w", err)
+	}
+	cfg := KafkaConfig{Brokers: brokers}
+	if conn != nil {
+		cfg.TLS = conn.TLS
+		if conn.Mechanism != "" {
+			cfg.SASL = &SASL{Mechanism: conn.Mechanism, User: conn.User, Password: conn.Password}
+		}
+	}
+	return NewKafka(ctx, cfg)
 }
 
 func openEmbedded(ctx context.Context, rest string) (Broker, error) {

@@ -2,8 +2,10 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/IBM/sarama"
@@ -20,12 +22,35 @@ type KafkaConfig struct {
 	// Brokers is "h1:9092,h2:9092" (a "kafka://" prefix is allowed).
 	// Empty means FN_BROKERS, else 127.0.0.1:9092.
 	Brokers string
+	// TLS, when set, connects over TLS with this configuration.
+	TLS *tls.Config
+	// SASL, when set, authenticates every connection.
+	SASL *SASL
 	// ClientID names the client in the broker's logs; default "microfn".
 	ClientID string
 	// Logger receives watermill's logs; nil discards them.
 	Logger watermill.LoggerAdapter
 	// Sarama adjusts the sarama configuration after microfn's defaults.
 	Sarama func(*sarama.Config)
+}
+
+// SASL is a SASL mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) and
+// its credentials.
+type SASL struct {
+	Mechanism string
+	User      string
+	Password  string
+}
+
+func (c *KafkaConfig) conn() *kafka.Conn {
+	if c.TLS == nil && c.SASL == nil {
+		return nil
+	}
+	conn := &kafka.Conn{TLS: c.TLS}
+	if c.SASL != nil {
+		conn.Mechanism, conn.User, conn.Password = strings.ToUpper(c.SASL.Mechanism), c.SASL.User, c.SASL.Password
+	}
+	return conn
 }
 
 func (c *KafkaConfig) setDefaults() {
@@ -59,9 +84,10 @@ func NewKafka(_ context.Context, cfg KafkaConfig) (*Kafka, error) {
 		return nil, err
 	}
 	k := &Kafka{cfg: cfg, brokers: brokers}
-	k.client, err = sarama.NewClient(brokers, k.saramaConfig())
+	conn := cfg.conn()
+	k.client, err = conn.NewClient(brokers, k.saramaConfig())
 	if err != nil {
-		return nil, Unreachable(brokers, err)
+		return nil, err
 	}
 	k.topics = kafka.NewTopics(k.client, nil)
 	k.pub, err = wkafka.NewPublisher(wkafka.PublisherConfig{
@@ -85,7 +111,7 @@ func Unreachable(brokers []string, err error) error {
 }
 
 func (k *Kafka) saramaConfig() *sarama.Config {
-	c := kafka.Config(k.cfg.ClientID)
+	c := k.cfg.conn().Config(k.cfg.ClientID)
 	if k.cfg.Sarama != nil {
 		k.cfg.Sarama(c)
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -174,6 +176,10 @@ func TestRunUsageErrors(t *testing.T) {
 	h := func(context.Context, order) error { return nil }
 	Subscribe("a", "t1", h)
 	Subscribe("b", "t2", h)
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		args []string
 		code int
@@ -184,6 +190,11 @@ func TestRunUsageErrors(t *testing.T) {
 		{nil, fnproto.ExitUsage, "declares 2 subscribers (a, b)"},
 		{[]string{"--subscriber", "zz"}, fnproto.ExitUsage, `unknown subscriber "zz" (this binary declares: a, b)`},
 		{[]string{"--subscriber", "a", "--brokers", "nocolon"}, fnproto.ExitUsage, "invalid broker address"},
+		{[]string{"--subscriber", "a", "--tls-ca", "/ca.pem"}, fnproto.ExitUsage, `add import _ "github.com/microfn/microfn/fn/secure"`},
+		{[]string{"--subscriber", "a", "--sasl-mechanism", "scram-sha-512", "--sasl-user", "u", "--sasl-password-file", pw},
+			fnproto.ExitUsage, `this binary has no SCRAM: add import _ "github.com/microfn/microfn/fn/secure"`},
+		{[]string{"--subscriber", "a", "--sasl-mechanism", "plain", "--sasl-user", "u"}, fnproto.ExitUsage, "needs a password"},
+		{[]string{"--subscriber", "a", "--sasl-mechanism", "gssapi", "--sasl-user", "u"}, fnproto.ExitUsage, "unknown SASL mechanism"},
 	}
 	for _, c := range cases {
 		code, _, e := run1(c.args...)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/microfn/microfn/internal/delivery"
 	"github.com/microfn/microfn/internal/fnproto"
+	"github.com/microfn/microfn/internal/kconn"
 	"github.com/microfn/microfn/internal/pipe"
 )
 
@@ -32,7 +33,10 @@ import (
 //
 // With several subscribers, --subscriber NAME (or FN_SUBSCRIBER) chooses
 // one. FN_TOPIC, FN_GROUP, FN_DEAD_LETTER, FN_MAX_ATTEMPTS and FN_TIMEOUT
-// override what the code declares. Standalone, the exit code says what
+// override what the code declares. A secured Kafka's settings come from
+// FN_TLS_CA, FN_SASL_MECHANISM and the other FN_TLS_* and FN_SASL_*
+// variables, or the same flags (--tls-ca, --sasl-mechanism, ...); TLS and
+// SCRAM need the binary to import package fn/secure. Standalone, the exit code says what
 // happened: 0 handled and committed (acknowledged or dead-lettered), 1 the
 // attempt failed and was recorded (the next run retries it), 2 bad flags,
 // environment or declarations, 3 the broker was unreachable or refused an
@@ -42,7 +46,7 @@ func Main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-const usage = "flags: --describe, --subscriber NAME, --brokers HOST:PORT,..."
+const usage = "flags: --describe, --subscriber NAME, --brokers HOST:PORT,..., --tls, --tls-ca FILE, --tls-cert FILE, --tls-key FILE, --tls-server-name NAME, --tls-insecure-skip-verify, --sasl-mechanism MECH, --sasl-user USER, --sasl-password-file FILE"
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fn", flag.ContinueOnError)
@@ -50,6 +54,16 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	describe := fs.Bool("describe", getenv(fnproto.EnvDescribe) == "1", "print the JSON manifest and exit")
 	name := fs.String("subscriber", getenv(fnproto.EnvSubscriber), "subscriber to run")
 	brokers := fs.String("brokers", getenv(fnproto.EnvBrokers), "Kafka brokers host:port,...")
+	var conn kconn.Settings
+	fs.BoolVar(&conn.TLS, "tls", false, "TLS")
+	fs.StringVar(&conn.CAFile, "tls-ca", "", "CA bundle")
+	fs.StringVar(&conn.CertFile, "tls-cert", "", "client certificate")
+	fs.StringVar(&conn.KeyFile, "tls-key", "", "client key")
+	fs.StringVar(&conn.ServerName, "tls-server-name", "", "server name")
+	fs.BoolVar(&conn.InsecureSkipVerify, "tls-insecure-skip-verify", false, "accept any certificate")
+	fs.StringVar(&conn.SASLMechanism, "sasl-mechanism", "", "SASL mechanism")
+	fs.StringVar(&conn.SASLUser, "sasl-user", "", "SASL user")
+	fs.StringVar(&conn.SASLPasswordFile, "sasl-password-file", "", "SASL password file")
 	if err := fs.Parse(args); err != nil {
 		fmt.Fprintf(stderr, "fn: %v (%s)\n", err, usage)
 		return fnproto.ExitUsage
@@ -87,7 +101,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return standalone(ctx, f, *brokers, getenv, stderr)
+	return standalone(ctx, f, *brokers, conn, getenv, stderr)
 }
 
 // withEnv returns a copy of f with the FN_* overrides applied.

@@ -9,7 +9,9 @@ import (
 	"strings"
 
 	"github.com/microfn/microfn/internal/delivery"
+	"github.com/microfn/microfn/internal/fnhook"
 	"github.com/microfn/microfn/internal/holes"
+	"github.com/microfn/microfn/internal/kconn"
 	"github.com/microfn/microfn/internal/kwire"
 )
 
@@ -26,12 +28,33 @@ type kwireSession struct {
 	log    *slog.Logger
 }
 
-func joinKwire(ctx context.Context, brokers, clientID, group, topic string, log *slog.Logger) (session, error) {
+func joinKwire(ctx context.Context, brokers string, conn connSettings, clientID, group, topic string, log *slog.Logger) (session, error) {
 	seeds, err := kwire.SeedList(strings.TrimPrefix(strings.TrimSpace(brokers), "kafka://"))
 	if err != nil {
 		return nil, usageError{err}
 	}
-	client, err := kwire.NewClient(kwire.SeedBrokers(seeds...), kwire.ClientID(clientID))
+	opts := []kwire.Opt{kwire.SeedBrokers(seeds...), kwire.ClientID(clientID)}
+	if conn.TLS {
+		if fnhook.TLSDialer == nil {
+			return nil, usageError{fmt.Errorf("TLS settings given, but this binary has no TLS: add import _ %q to the function's main package", securePkg)}
+		}
+		d, err := fnhook.TLSDialer(conn.Settings)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		if conn.InsecureSkipVerify {
+			log.Warn(kconn.InsecureWarning)
+		}
+		opts = append(opts, kwire.WithDialer(d))
+	}
+	if conn.SASLMechanism != "" {
+		m, err := kwire.NewMechanism(conn.SASLMechanism, conn.SASLUser, conn.password)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("SASL %s: this binary has no SCRAM: add import _ %q to the function's main package", conn.SASLMechanism, securePkg)}
+		}
+		opts = append(opts, kwire.WithSASL(m))
+	}
+	client, err := kwire.NewClient(opts...)
 	if err != nil {
 		return nil, usageError{err}
 	}
@@ -43,6 +66,11 @@ func joinKwire(ctx context.Context, brokers, clientID, group, topic string, log 
 	log.Info("joined; waiting for a message", "group", group, "generation", member.Generation(), "partitions", member.Assigned())
 	return &kwireSession{client: client, member: member, group: group, topic: topic, log: log}, nil
 }
+
+// securePkg is the package a function imports for TLS and SCRAM: they
+// link crypto/tls and net, which a function that needs neither should not
+// pay for at every start.
+const securePkg = "github.com/microfn/microfn/fn/secure"
 
 func (s *kwireSession) Take(ctx context.Context) (*Message, error) {
 	r, err := s.member.Take(ctx)

@@ -11,6 +11,7 @@ import (
 	"github.com/microfn/microfn/internal/attempts"
 	"github.com/microfn/microfn/internal/delivery"
 	"github.com/microfn/microfn/internal/fnproto"
+	"github.com/microfn/microfn/internal/kconn"
 )
 
 // session is one standalone run's membership of the subscriber's
@@ -34,18 +35,30 @@ type session interface {
 
 // joinFunc opens a session: it connects to brokers and joins group as a
 // consumer of topic. A nil joinFunc means this binary has no Kafka client.
-type joinFunc func(ctx context.Context, brokers, clientID, group, topic string, log *slog.Logger) (session, error)
+type joinFunc func(ctx context.Context, brokers string, conn connSettings, clientID, group, topic string, log *slog.Logger) (session, error)
+
+// connSettings are how a standalone run connects: TLS and SASL settings,
+// the password read.
+type connSettings struct {
+	kconn.Settings
+	password string
+}
 
 var join joinFunc
 
 // standalone joins the subscriber's consumer group, takes exactly one
 // message, handles it, commits synchronously and returns the exit code.
-func standalone(ctx context.Context, f *Func, brokers string, _ func(string) string, stderr io.Writer) int {
+func standalone(ctx context.Context, f *Func, brokers string, flags kconn.Settings, getenv func(string) string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("subscriber", f.name, "topic", f.topic)
 	if brokers == "" {
 		brokers = defaultBrokers
 	}
-	s, err := join(ctx, brokers, "microfn-"+f.name, f.spec.group, f.topic, log)
+	conn, err := connFrom(flags, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "fn: %v\n", err)
+		return fnproto.ExitUsage
+	}
+	s, err := join(ctx, brokers, conn, "microfn-"+f.name, f.spec.group, f.topic, log)
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -70,6 +83,24 @@ func standalone(ctx context.Context, f *Func, brokers string, _ func(string) str
 		return fnproto.ExitBroker
 	}
 	return (&oneShot{f: f, s: s, log: log.With("partition", m.Partition, "offset", m.Offset)}).handle(ctx, m)
+}
+
+// connFrom reads the connection settings: flags over the FN_* variables.
+func connFrom(flags kconn.Settings, getenv func(string) string) (connSettings, error) {
+	env, err := kconn.FromEnv(getenv)
+	if err != nil {
+		return connSettings{}, err
+	}
+	c := connSettings{Settings: env.Merge(flags)}
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	if c.SASLMechanism != "" {
+		if c.password, err = c.Password(getenv); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
 }
 
 // defaultBrokers is the embedded broker of `fnctl up` and `fnctl broker`.

@@ -19,6 +19,7 @@ import (
 	"github.com/microfn/microfn/internal/delivery"
 	"github.com/microfn/microfn/internal/fnproto"
 	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/internal/kconn"
 	"github.com/microfn/microfn/internal/pipe"
 	"github.com/microfn/microfn/internal/runner"
 )
@@ -74,7 +75,11 @@ func newDeployment(e *Engine, s Spec) (*deployment, error) {
 		}
 		d.logw = f
 	}
-	env := append(os.Environ(), s.Env...)
+	env := kconn.WithoutEnv(os.Environ())
+	if s.KafkaEnv {
+		env = append(env, e.cfg.FunctionKafkaEnv...)
+	}
+	env = append(env, s.Env...)
 	if s.MemoryLimit > 0 {
 		// Go functions collect garbage before they reach the limit.
 		env = append(env, "GOMEMLIMIT="+strconv.FormatInt(s.MemoryLimit*9/10, 10))
@@ -88,10 +93,10 @@ func newDeployment(e *Engine, s Spec) (*deployment, error) {
 	d.proc = runner.Config{Binary: s.Binary, Args: s.Args, Env: env, Plain: s.Plain, MemoryLimit: s.MemoryLimit,
 		Log: d.logw, KillGrace: KillGrace}
 
-	client, err := sarama.NewClient(e.cfg.Brokers, consumerConfig(s))
+	client, err := e.cfg.Kafka.NewClient(e.cfg.Brokers, consumerConfig(e.cfg.Kafka, s))
 	if err != nil {
 		d.closeLog()
-		return nil, fmt.Errorf("deployment %s: cannot reach Kafka at %v: %w", s.Name, e.cfg.Brokers, err)
+		return nil, fmt.Errorf("deployment %s: %w", s.Name, err)
 	}
 	group, err := sarama.NewConsumerGroupFromClient(s.Group, client)
 	if err != nil {
@@ -127,8 +132,8 @@ const (
 )
 
 // consumerConfig is the sarama configuration of a deployment's consumer.
-func consumerConfig(s Spec) *sarama.Config {
-	cfg := kafka.Config("microfn-" + s.Name)
+func consumerConfig(conn *kafka.Conn, s Spec) *sarama.Config {
+	cfg := conn.Config("microfn-" + s.Name)
 	cfg.Consumer.MaxWaitTime = fetchWait
 	cfg.Consumer.Group.Heartbeat.Interval = heartbeatInterval
 	cfg.Consumer.Group.Session.Timeout = sessionTimeout

@@ -35,6 +35,13 @@ import (
 type Config struct {
 	// Brokers are the Kafka bootstrap addresses.
 	Brokers []string
+	// Kafka is how to connect to them (TLS, SASL); nil is plaintext.
+	Kafka *kafka.Conn
+	// FunctionKafkaEnv is added to the environment of the function
+	// processes of a deployment whose Spec.KafkaEnv asks for it. Others get
+	// none of the FN_* connection settings: under the restarter a function
+	// receives its message over a pipe.
+	FunctionKafkaEnv []string
 	// LogDir receives one log file per deployment, NAME.log, with the
 	// functions' output, one line prefixed per invocation. Empty: discard.
 	LogDir string
@@ -127,9 +134,9 @@ func New(cfg Config) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	client, err := sarama.NewClient(cfg.Brokers, kafka.Config("microfn-restarter"))
+	client, err := cfg.Kafka.NewClient(cfg.Brokers, cfg.Kafka.Config("microfn-restarter"))
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach Kafka at %v: %w", cfg.Brokers, err)
+		return nil, err
 	}
 	p, err := sarama.NewSyncProducerFromClient(client)
 	if err != nil {

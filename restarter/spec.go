@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/microfn/microfn/internal/kconn"
 )
 
 // Order says which messages of a deployment may run at the same time.
@@ -32,6 +34,10 @@ type Spec struct {
 	Args   []string `json:"args,omitempty"`
 	// Env adds K=V entries to the function's environment.
 	Env []string `json:"env,omitempty"`
+	// KafkaEnv gives the function processes the engine's Kafka connection
+	// (Config.FunctionKafkaEnv: FN_BROKERS and the FN_TLS_*, FN_SASL_*
+	// settings), for a function that opens Kafka clients of its own.
+	KafkaEnv bool `json:"kafka_env,omitempty"`
 	// Plain marks an executable not built with fn: it gets the value on
 	// stdin and the key and headers in FN_KEY and FN_HEADER_<NAME>
 	// variables; exit code 0 acknowledges. A plain process starts when its
@@ -181,6 +187,9 @@ func (s Spec) Validate() error {
 	for _, kv := range s.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			errs = append(errs, fmt.Sprintf("env %q: want K=V", kv))
+		} else if k == kconn.EnvSASLPassword {
+			// A spec is stored and shown by the API.
+			errs = append(errs, fmt.Sprintf("env %s: a password is not kept with a deployment; give the function the daemon's connection with kafka_env (fnctl deploy --kafka-env)", k))
 		}
 	}
 	if len(errs) > 0 {

@@ -34,6 +34,7 @@ func TestMain(m *testing.M) {
 	binDir = dir
 	code := m.Run()
 	testenv.Cleanup()
+	testenv.CleanupSecure()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -127,8 +127,11 @@ func Throughput(ctx context.Context, brokers []string, bin string, n, pool int, 
 
 // Publish writes n messages of value to topic, each with a random key.
 func Publish(brokers []string, topic string, n int, value []byte) error {
-	cfg := kafka.Config("microfn-bench")
-	p, err := sarama.NewSyncProducer(brokers, cfg)
+	return publish(nil, brokers, topic, n, value)
+}
+
+func publish(conn *kafka.Conn, brokers []string, topic string, n int, value []byte) error {
+	p, err := sarama.NewSyncProducer(brokers, conn.Config("microfn-bench"))
 	if err != nil {
 		return err
 	}
@@ -152,7 +155,11 @@ func Publish(brokers []string, topic string, n int, value []byte) error {
 // runs on the same partitions whatever the broker's num.partitions, and on
 // a Kafka that creates no topics on first use.
 func CreateTopic(brokers []string, topic string, partitions int) error {
-	admin, err := sarama.NewClusterAdmin(brokers, kafka.Config("microfn-bench"))
+	return createTopic(nil, brokers, topic, partitions)
+}
+
+func createTopic(conn *kafka.Conn, brokers []string, topic string, partitions int) error {
+	admin, err := sarama.NewClusterAdmin(brokers, conn.Config("microfn-bench"))
 	if err != nil {
 		return err
 	}

@@ -111,7 +111,7 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (*Report, error) {
 // topic and group of its own, and measures the daemon while nothing is
 // published, against the same daemon with none.
 func idleCost(ctx context.Context, cfg ScaleConfig, step func(string, ...any)) ([]Figure, error) {
-	d, err := startDaemonOn(ctx, cfg.Fnctl, nil)
+	d, err := startDaemonOn(ctx, cfg.Fnctl, nil, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +164,7 @@ func burst(ctx context.Context, cfg ScaleConfig, auto bool, step func(string, ..
 	if auto {
 		mode, minPool, maxPool = fmt.Sprintf("pools from 0 to %d", cfg.MaxPool), 0, cfg.MaxPool
 	}
-	d, err := startDaemonOn(ctx, cfg.Fnctl, nil)
+	d, err := startDaemonOn(ctx, cfg.Fnctl, nil, nil, nil)
 	if err != nil {
 		return nil, err
 	}

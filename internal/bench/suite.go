@@ -39,7 +39,12 @@ type Config struct {
 	// Fnctl is the fnctl executable that runs the daemon.
 	Fnctl string
 	// Brokers to use; empty starts the embedded broker in this process.
-	Brokers    []string
+	Brokers []string
+	// Kafka is how to connect to Brokers (TLS, SASL); nil is plaintext.
+	// KafkaEnv is the same as FN_* variables, for the daemon and the
+	// standalone runs.
+	Kafka      *kafka.Conn
+	KafkaEnv   []string
 	Messages   int
 	Payload    int
 	Pool       int
@@ -300,12 +305,13 @@ type benchDaemon struct {
 }
 
 func startDaemon(ctx context.Context, cfg Config) (*benchDaemon, error) {
-	return startDaemonOn(ctx, cfg.Fnctl, cfg.Brokers)
+	return startDaemonOn(ctx, cfg.Fnctl, cfg.Brokers, cfg.Kafka, cfg.KafkaEnv)
 }
 
-// startDaemonOn starts `fnctl up` on brokers, or with its own embedded
-// broker when there are none.
-func startDaemonOn(ctx context.Context, fnctl string, brokers []string) (*benchDaemon, error) {
+// startDaemonOn starts `fnctl up` on brokers, connecting as conn says
+// (kafkaEnv: the same as FN_* variables), or with its own embedded broker
+// when there are none.
+func startDaemonOn(ctx context.Context, fnctl string, brokers []string, conn *kafka.Conn, kafkaEnv []string) (*benchDaemon, error) {
 	state, err := os.MkdirTemp("", "microfn-bench-")
 	if err != nil {
 		return nil, err
@@ -326,6 +332,7 @@ func startDaemonOn(ctx context.Context, fnctl string, brokers []string) (*benchD
 		brokers = []string{baddr}
 	}
 	cmd := exec.Command(fnctl, args...)
+	cmd.Env = append(os.Environ(), kafkaEnv...)
 	cmd.Stderr = io.Discard
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start fnctl up: %w", err)
@@ -354,8 +361,7 @@ func startDaemonOn(ctx context.Context, fnctl string, brokers []string) (*benchD
 		}
 	}
 	d.brokers = brokers
-	kcfg := kafka.Config("microfn-bench")
-	if d.kc, err = sarama.NewClient(brokers, kcfg); err != nil {
+	if d.kc, err = conn.NewClient(brokers, conn.Config("microfn-bench")); err != nil {
 		d.stop()
 		return nil, err
 	}
@@ -435,7 +441,7 @@ func (d *benchDaemon) throughput(ctx context.Context, cfg Config, name string, v
 		return 0, 0, err
 	}
 	start := time.Now()
-	if err := Publish(cfg.Brokers, topic, cfg.Messages, value); err != nil {
+	if err := publish(cfg.Kafka, cfg.Brokers, topic, cfg.Messages, value); err != nil {
 		return 0, 0, err
 	}
 	if err := d.waitCommitted(ctx, name, topic, cfg.Partitions, cfg.Messages, nil); err != nil {
@@ -509,12 +515,12 @@ func (d *benchDaemon) latency(ctx context.Context, cfg Config, rate float64, val
 		return nil, err
 	}
 	defer d.client.Remove(context.Background(), "lat")
-	p, err := sarama.NewSyncProducer(cfg.Brokers, kafka.Config("microfn-bench"))
+	p, err := sarama.NewSyncProducer(cfg.Brokers, cfg.Kafka.Config("microfn-bench"))
 	if err != nil {
 		return nil, err
 	}
 	defer p.Close()
-	mcfg := kafka.Config("microfn-bench")
+	mcfg := cfg.Kafka.Config("microfn-bench")
 	mcfg.Producer.Partitioner = sarama.NewManualPartitioner
 	manual, err := sarama.NewSyncProducer(cfg.Brokers, mcfg)
 	if err != nil {
@@ -660,13 +666,14 @@ func (d *benchDaemon) memory(ctx context.Context, cfg Config) ([]float64, float6
 func standaloneRate(ctx context.Context, cfg Config, name string, value []byte) (float64, error) {
 	n := max(cfg.Messages/60, 5)
 	topic := fmt.Sprintf("bench-%s-%d", name, time.Now().UnixNano())
-	if err := CreateTopic(cfg.Brokers, topic, cfg.Partitions); err != nil {
+	if err := createTopic(cfg.Kafka, cfg.Brokers, topic, cfg.Partitions); err != nil {
 		return 0, err
 	}
-	if err := Publish(cfg.Brokers, topic, n, value); err != nil {
+	if err := publish(cfg.Kafka, cfg.Brokers, topic, n, value); err != nil {
 		return 0, err
 	}
-	env := append(os.Environ(), "FN_BROKERS="+strings.Join(cfg.Brokers, ","), fnproto.EnvTopic+"="+topic, fnproto.EnvGroup+"="+topic)
+	env := append(os.Environ(), cfg.KafkaEnv...)
+	env = append(env, "FN_BROKERS="+strings.Join(cfg.Brokers, ","), fnproto.EnvTopic+"="+topic, fnproto.EnvGroup+"="+topic)
 	start := time.Now()
 	for range n {
 		cmd := exec.CommandContext(ctx, cfg.Standalone)
@@ -691,13 +698,20 @@ func lastLine(b []byte) string {
 // consumer group, and returns both rates.
 func embeddedRates(ctx context.Context, cfg Config, name string, n int, value []byte) (float64, float64, error) {
 	topic := fmt.Sprintf("bench-%s-%d", name, time.Now().UnixNano())
-	if err := CreateTopic(cfg.Brokers, topic, cfg.Partitions); err != nil {
+	if err := createTopic(cfg.Kafka, cfg.Brokers, topic, cfg.Partitions); err != nil {
 		return 0, 0, err
 	}
-	if err := Publish(cfg.Brokers, topic, n, value); err != nil {
+	if err := publish(cfg.Kafka, cfg.Brokers, topic, n, value); err != nil {
 		return 0, 0, err
 	}
-	b, err := broker.NewKafka(ctx, broker.KafkaConfig{Brokers: strings.Join(cfg.Brokers, ",")})
+	kcfg := broker.KafkaConfig{Brokers: strings.Join(cfg.Brokers, ",")}
+	if c := cfg.Kafka; c != nil {
+		kcfg.TLS = c.TLS
+		if c.Mechanism != "" {
+			kcfg.SASL = &broker.SASL{Mechanism: c.Mechanism, User: c.User, Password: c.Password}
+		}
+	}
+	b, err := broker.NewKafka(ctx, kcfg)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/microfn/microfn/internal/bench"
 	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/internal/kconn"
 	"github.com/microfn/microfn/restarter"
 )
 
@@ -29,6 +30,7 @@ type BenchOptions struct {
 	IO         IO
 	Path       string
 	Brokers    string
+	Kafka      kconn.Settings
 	Messages   int
 	Payload    int
 	Pool       int
@@ -121,6 +123,7 @@ broker unless --brokers is given.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.Brokers, "brokers", "", "Kafka brokers host:port,... (default: the embedded broker, started for the run)")
+	addKafkaFlags(f, &opts.Kafka)
 	f.IntVar(&opts.Messages, "messages", 600, "messages per throughput round")
 	f.IntVar(&opts.Payload, "payload", 100, "payload size in bytes")
 	f.IntVar(&opts.Pool, "pool", 8, "warm processes")
@@ -142,6 +145,19 @@ func runBench(ctx context.Context, opts BenchOptions) error {
 			return usageError{err}
 		}
 		cfg.Brokers = b
+	}
+	settings, err := kafkaSettings(opts.Kafka)
+	if err != nil {
+		return err
+	}
+	if cfg.Kafka, err = kafkaConn(opts.Kafka, opts.IO.Err); err != nil {
+		return err
+	}
+	if cfg.Kafka != nil {
+		if opts.Brokers == "" {
+			return usagef("TLS or SASL settings need --brokers: the embedded broker is plaintext")
+		}
+		cfg.KafkaEnv = settings.Env(os.Getenv)
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -171,6 +187,12 @@ func runBench(ctx context.Context, opts BenchOptions) error {
 		rep, err = bench.RunScale(ctx, bench.ScaleConfig{Function: cfg.Function, Fnctl: self, Idle: opts.Idle, Progress: opts.IO.Err})
 	} else {
 		cfg.Standalone = cfg.Function
+		if settings.TLS || settings.SCRAM() {
+			// A standalone run needs fn/secure for them, which the function
+			// measured may not import.
+			cfg.Standalone = ""
+			fmt.Fprintf(opts.IO.Err, "bench: no standalone figure: over TLS or SCRAM a standalone run needs the function to import fn/secure\n")
+		}
 		cfg.Hello = filepath.Join(tmp, "hello")
 		if err := goBuild(ctx, goTool, "", helloPkg, cfg.Hello); err != nil {
 			return fmt.Errorf("go build %s: %w", helloPkg, err)

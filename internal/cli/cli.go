@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/internal/kconn"
 	"github.com/microfn/microfn/restarter"
 )
 
@@ -109,6 +110,12 @@ Environment:
   FN_TOKEN    the daemon's API token (or --token)
   FN_STATE    the state directory of up and logs (or --state); default
               $XDG_STATE_HOME/microfn, else ~/.local/state/microfn
+  FN_TLS, FN_TLS_CA, FN_TLS_CERT, FN_TLS_KEY, FN_TLS_SERVER_NAME,
+  FN_TLS_INSECURE_SKIP_VERIFY, FN_SASL_MECHANISM, FN_SASL_USER,
+  FN_SASL_PASSWORD_FILE, FN_SASL_PASSWORD
+              how publish, tail, replay, bench, deploy and up connect to a
+              secured Kafka (or --tls, --tls-ca, ..., --sasl-password-file;
+              the password itself only from a file or FN_SASL_PASSWORD)
 
 ` + exitCodesHelp + `
 
@@ -252,19 +259,24 @@ func parseHeaders(flags []string) (map[string]string, error) {
 	return h, nil
 }
 
-// topicClient connects to the brokers named by flag (or FN_BROKERS) to read
+// topicClient connects to the brokers named by flag (or FN_BROKERS), with
+// the connection settings, to read
 // an existing topic, and returns the topic's partitions. It never creates
 // the topic: reading one that is not there is a notFoundError.
-func topicClient(brokersFlag, topic string) (sarama.Client, []int32, error) {
+func topicClient(brokersFlag string, settings kconn.Settings, errw io.Writer, topic string) (sarama.Client, []int32, error) {
 	brokers, err := kafka.Brokers(brokersFlag)
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
-	cfg := kafka.Config("fnctl")
-	cfg.Metadata.AllowAutoTopicCreation = false
-	client, err := sarama.NewClient(brokers, cfg)
+	conn, err := kafkaConn(settings, errw)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot reach Kafka at %v: %w", brokers, err)
+		return nil, nil, err
+	}
+	cfg := conn.Config("fnctl")
+	cfg.Metadata.AllowAutoTopicCreation = false
+	client, err := conn.NewClient(brokers, cfg)
+	if err != nil {
+		return nil, nil, err
 	}
 	parts, err := client.Partitions(topic)
 	if errors.Is(err, sarama.ErrUnknownTopicOrPartition) {

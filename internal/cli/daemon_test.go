@@ -68,6 +68,9 @@ func TestUpReadyLine(t *testing.T) {
 		{daemon.Ready{API: "0.0.0.0:7077", Broker: daemon.BrokerInfo{Kind: "external", Addrs: []string{"k1:9092", "k2:9092"}},
 			StateDir: "/s", Restored: 1, Failed: []string{"a", "b"}}, "FN_BROKERS",
 			"fnctl daemon: API on 0.0.0.0:7077, Kafka at k1:9092,k2:9092 (from FN_BROKERS) (unreachable), state in /s, 1 deployment(s) restored, 2 failed (a, b): see fnctl ls"},
+		{daemon.Ready{API: "127.0.0.1:7077", Broker: daemon.BrokerInfo{Kind: "external", Addrs: []string{"k1:9093"}, Security: "TLS SASL SCRAM-SHA-512 as fn", Reachable: true},
+			StateDir: "/s"}, "--brokers",
+			"fnctl daemon: API on 127.0.0.1:7077, Kafka at k1:9093 over TLS SASL SCRAM-SHA-512 as fn (from --brokers), state in /s, 0 deployment(s) restored"},
 	} {
 		if got := readyLine(c.r, c.from); got != c.want {
 			t.Errorf("got  %q\nwant %q", got, c.want)

@@ -22,6 +22,7 @@ import (
 	"github.com/microfn/microfn/internal/delivery"
 	"github.com/microfn/microfn/internal/fnproto"
 	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/internal/kconn"
 	"github.com/microfn/microfn/restarter"
 )
 
@@ -46,6 +47,11 @@ type DeployOptions struct {
 	Attempts int
 	Order    string
 	Env      []string
+	// KafkaEnv gives the function processes the daemon's Kafka connection.
+	KafkaEnv bool
+	// Kafka is how this command connects to the daemon's Kafka to check
+	// the topic exists.
+	Kafka kconn.Settings
 	// Memory is the memory limit of one invocation in bytes; 0: none.
 	Memory int64
 	Plain  bool
@@ -168,6 +174,8 @@ grow.`,
 	f.StringVar(&opts.Order, "order", string(restarter.OrderKey), "which messages may run at once: key, partition or none")
 	f.StringVar(&opts.DeadLetter, "dlq", "", "dead-letter topic (default: the subscriber's, else TOPIC.dlq)")
 	f.StringArrayVar(&opts.Env, "env", nil, "environment variable K=V of the function (repeatable)")
+	f.BoolVar(&opts.KafkaEnv, "kafka-env", false, "give the function processes the daemon's Kafka connection (FN_BROKERS, FN_TLS_*, FN_SASL_*), for a function with Kafka clients of its own")
+	addKafkaFlags(f, &opts.Kafka)
 	f.StringVar(&memory, "memory", "", "memory limit of one invocation, like 256MiB (default: none)")
 	f.BoolVar(&opts.Plain, "plain", false, "PATH is an executable not built with fn (needs --topic)")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "print the spec and what the deploy would do, and change nothing")
@@ -211,7 +219,7 @@ func runDeploy(ctx context.Context, opts DeployOptions) error {
 		return err
 	}
 	defer cleanup()
-	warnIfTopicMissing(ctx, opts.IO.Err, client, spec.Topic)
+	warnIfTopicMissing(ctx, opts.IO.Err, client, opts.Kafka, spec.Topic)
 	res, err := client.Deploy(ctx, spec, daemon.DeployParams{DryRun: opts.DryRun, ShareGroup: opts.ShareGroup})
 	switch {
 	case opts.DryRun && errors.Is(err, daemon.ErrNoDaemon):
@@ -286,6 +294,7 @@ func specChanges(prev, next restarter.Spec) []string {
 	add("memory", a.MemoryLimit, b.MemoryLimit)
 	add("plain", a.Plain, b.Plain)
 	add("env", a.Env, b.Env)
+	add("kafka env", a.KafkaEnv, b.KafkaEnv)
 	add("args", a.Args, b.Args)
 	return out
 }
@@ -308,7 +317,7 @@ func prepareDeploy(ctx context.Context, opts DeployOptions) (spec restarter.Spec
 
 // specFor is the spec of bin: as its manifest declares, then the flags.
 func specFor(ctx context.Context, opts DeployOptions, bin string) (restarter.Spec, error) {
-	spec := restarter.Spec{Binary: bin, Args: opts.Args, Env: opts.Env, Plain: opts.Plain,
+	spec := restarter.Spec{Binary: bin, Args: opts.Args, Env: opts.Env, KafkaEnv: opts.KafkaEnv, Plain: opts.Plain,
 		Order: restarter.Order(opts.Order), MemoryLimit: opts.Memory}
 	opts.poolFlags.apply(&spec)
 	if opts.Plain {

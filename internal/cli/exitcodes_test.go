@@ -62,6 +62,11 @@ func TestExitCodes(t *testing.T) {
 		{args: []string{"tail", "t", "-n", "-1"}, code: ExitUsage, want: "-n must not be negative, got -1"},
 		{args: []string{"tail", "t", "--idle", "-1s"}, code: ExitUsage, want: "--idle must not be negative, got -1s"},
 		{args: []string{"tail", "t", "--brokers", nobody}, code: ExitFailure, want: "cannot reach Kafka at [" + nobody + "]"},
+		{args: []string{"publish", "t", "v", "--sasl-user", "u"}, code: ExitUsage, want: "a SASL user or password without --sasl-mechanism"},
+		{args: []string{"publish", "t", "v", "--tls-ca", "/nonexistent/ca.pem"}, code: ExitUsage, want: "TLS CA bundle: open /nonexistent/ca.pem"},
+		{args: []string{"tail", "t", "--sasl-mechanism", "scram-sha-512", "--sasl-user", "u"}, code: ExitUsage, want: "SASL SCRAM-SHA-512 needs a password"},
+		{args: []string{"publish", "t", "v"}, env: map[string]string{"FN_TLS": "perhaps"}, code: ExitUsage, want: `FN_TLS="perhaps": want 1 or 0`},
+		{args: []string{"up", "--state", otherState, "--listen", "127.0.0.1:0", "--tls"}, code: ExitUsage, want: "TLS or SASL settings (TLS) need --brokers: the embedded broker is plaintext on loopback"},
 		{args: []string{"tail", "no-such-topic", "--brokers", d.Brokers}, code: ExitNotFound, want: `topic "no-such-topic" does not exist`},
 
 		{args: []string{"bench", "--pool", "0"}, code: ExitUsage, want: "--pool must be at least 1, got 0"},

@@ -31,7 +31,7 @@ func TestHelpSaysWhatIsEasyToMiss(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"--help"}, []string{exitCodesHelp, "FN_BROKERS", "FN_SERVER", "FN_TOKEN", "FN_STATE", "Set, it makes 'fnctl up' run no embedded broker", "fnctl completion --help"}},
+		{[]string{"--help"}, []string{exitCodesHelp, "FN_BROKERS", "FN_SERVER", "FN_TOKEN", "FN_STATE", "FN_SASL_PASSWORD_FILE", "Set, it makes 'fnctl up' run no embedded broker", "fnctl completion --help"}},
 		{[]string{"tail", "--help"}, []string{"tail follows the topic:\nwithout -n or --idle it runs until interrupted"}},
 		{[]string{"up", "--help"}, []string{"so FN_BROKERS exported for the other commands also turns it off"}},
 		{[]string{"logs", "--help"}, []string{"no daemon needs to be running"}},

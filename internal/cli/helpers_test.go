@@ -11,13 +11,14 @@ import (
 	"time"
 
 	"github.com/microfn/microfn/internal/daemon"
+	"github.com/microfn/microfn/internal/kconn"
 )
 
 // clearEnv unsets the variables fnctl reads, so a test sees only what it
 // sets itself.
 func clearEnv(t *testing.T) {
 	t.Helper()
-	for _, k := range []string{"FN_BROKERS", "FN_SERVER", "FN_TOKEN", "FN_STATE", "XDG_STATE_HOME"} {
+	for _, k := range append([]string{"FN_BROKERS", "FN_SERVER", "FN_TOKEN", "FN_STATE", "XDG_STATE_HOME"}, kconn.Envs...) {
 		t.Setenv(k, "")
 	}
 }

@@ -10,12 +10,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/internal/kconn"
 )
 
 // PublishOptions are the flags of `fnctl publish`.
 type PublishOptions struct {
 	IO      IO
 	Brokers string
+	Kafka   kconn.Settings
 	Topic   string
 	// Value is nil when the values come from stdin, one per line.
 	Value   *string
@@ -69,6 +71,7 @@ message.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.Brokers, "brokers", "", "Kafka brokers host:port,... (default $FN_BROKERS or 127.0.0.1:9092)")
+	addKafkaFlags(cmd.Flags(), &opts.Kafka)
 	cmd.Flags().StringVarP(&key, "key", "k", "", "record key")
 	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "record header key=value (repeatable)")
 	cmd.Flags().BoolVar(&opts.Null, "null", false, "publish a null value")
@@ -81,9 +84,13 @@ func runPublish(ctx context.Context, opts PublishOptions) error {
 	if err != nil {
 		return usageError{err}
 	}
-	client, err := sarama.NewClient(brokers, kafka.Config("fnctl"))
+	conn, err := kafkaConn(opts.Kafka, opts.IO.Err)
 	if err != nil {
-		return fmt.Errorf("cannot reach Kafka at %v: %w", brokers, err)
+		return err
+	}
+	client, err := conn.NewClient(brokers, conn.Config("fnctl"))
+	if err != nil {
+		return err
 	}
 	defer client.Close()
 	p, err := sarama.NewSyncProducerFromClient(client)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/microfn/microfn/internal/delivery"
 	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/internal/kconn"
 	"github.com/microfn/microfn/restarter"
 )
 
@@ -20,6 +21,7 @@ type ReplayOptions struct {
 	ServerOptions
 	Name    string
 	Brokers string
+	Kafka   kconn.Settings
 	Max     int
 }
 
@@ -56,6 +58,7 @@ has caught up with the dead-letter topic as it was at the start, or after
 	}
 	addServerFlags(cmd, &opts.ServerOptions)
 	cmd.Flags().StringVar(&opts.Brokers, "brokers", "", "Kafka brokers host:port,... (default $FN_BROKERS or 127.0.0.1:9092)")
+	addKafkaFlags(cmd.Flags(), &opts.Kafka)
 	cmd.Flags().IntVarP(&opts.Max, "max", "n", 0, "replay at most this many messages (0: all)")
 	return cmd
 }
@@ -78,7 +81,7 @@ func runReplay(ctx context.Context, opts ReplayOptions) error {
 	if topic == "" {
 		return fmt.Errorf("deployment %q has no spec the daemon could read (%s): deploy it again", opts.Name, sts[i].Reason)
 	}
-	client, parts, err := topicClient(opts.Brokers, dlq)
+	client, parts, err := topicClient(opts.Brokers, opts.Kafka, opts.IO.Err, dlq)
 	if errors.As(err, new(notFoundError)) {
 		fmt.Fprintf(opts.IO.Err, "nothing to replay: dead-letter topic %s does not exist\n", dlq)
 		return nil

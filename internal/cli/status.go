@@ -72,7 +72,11 @@ func runStatus(ctx context.Context, opts StatusOptions) error {
 	tw := tabwriter.NewWriter(opts.IO.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "daemon:\tpid %d, version %s, up %v\n", o.Daemon.PID, o.Daemon.Version, time.Duration(o.Daemon.Uptime))
 	fmt.Fprintf(tw, "state:\t%s\n", o.Daemon.StateDir)
-	fmt.Fprintf(tw, "broker:\t%s %s, %s\n", o.Broker.Kind, strings.Join(o.Broker.Addrs, ","), reach)
+	security := ""
+	if o.Broker.Security != "" && o.Broker.Security != "plaintext" {
+		security = ", " + o.Broker.Security
+	}
+	fmt.Fprintf(tw, "broker:\t%s %s%s, %s\n", o.Broker.Kind, strings.Join(o.Broker.Addrs, ","), security, reach)
 	if len(counts) == 0 {
 		fmt.Fprintf(tw, "deployments:\tnone\n")
 	} else {

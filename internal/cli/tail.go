@@ -18,12 +18,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/internal/kconn"
 )
 
 // TailOptions are the flags of `fnctl tail`.
 type TailOptions struct {
 	IO            IO
 	Brokers       string
+	Kafka         kconn.Settings
 	Topic         string
 	FromBeginning bool
 	Max           int
@@ -71,6 +73,7 @@ prints one JSON object per message, with value_base64 for binary values.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.Brokers, "brokers", "", "Kafka brokers host:port,... (default $FN_BROKERS or 127.0.0.1:9092)")
+	addKafkaFlags(cmd.Flags(), &opts.Kafka)
 	cmd.Flags().BoolVar(&opts.FromBeginning, "from-beginning", false, "start at the oldest message instead of the next new one")
 	cmd.Flags().IntVarP(&opts.Max, "max", "n", 0, "stop after this many messages (0: follow, no limit)")
 	cmd.Flags().DurationVar(&opts.Idle, "idle", 0, "stop after this long without a message (0: follow for ever)")
@@ -79,7 +82,7 @@ prints one JSON object per message, with value_base64 for binary values.`,
 }
 
 func runTail(ctx context.Context, opts TailOptions) error {
-	client, parts, err := topicClient(opts.Brokers, opts.Topic)
+	client, parts, err := topicClient(opts.Brokers, opts.Kafka, opts.IO.Err, opts.Topic)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/microfn/microfn/internal/daemon"
 	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/internal/kconn"
 )
 
 // warnIfTopicMissing writes a warning to w when topic does not exist on
@@ -19,12 +20,16 @@ import (
 // and a Kafka with auto.create.topics.enable=false never creates it. The
 // embedded broker creates topics on first use; a Kafka this machine cannot
 // reach (the daemon may see other addresses) is not checked.
-func warnIfTopicMissing(ctx context.Context, w io.Writer, c *daemon.Client, topic string) {
+func warnIfTopicMissing(ctx context.Context, w io.Writer, c *daemon.Client, settings kconn.Settings, topic string) {
 	ov, err := c.Status(ctx)
 	if err != nil || ov.Broker.Kind != "external" || !ov.Broker.Reachable {
 		return
 	}
-	cfg := kafka.Config("fnctl")
+	conn, err := kafkaConn(settings, nil)
+	if err != nil {
+		return
+	}
+	cfg := conn.Config("fnctl")
 	cfg.Net.DialTimeout = 2 * time.Second
 	cfg.Metadata.Retry.Max = 0
 	client, err := sarama.NewClient(ov.Broker.Addrs, cfg)

@@ -9,11 +9,11 @@ import (
 	"os"
 	"strings"
 
-	"github.com/IBM/sarama"
 	"github.com/spf13/cobra"
 
 	"github.com/microfn/microfn/internal/daemon"
 	"github.com/microfn/microfn/internal/kafka"
+	"github.com/microfn/microfn/internal/kconn"
 )
 
 // UpOptions are the flags of `fnctl up`.
@@ -21,6 +21,7 @@ type UpOptions struct {
 	IO           IO
 	StateDir     string
 	Brokers      string
+	Kafka        kconn.Settings
 	BrokerListen string
 	BrokerSync   bool
 	Listen       string
@@ -65,6 +66,7 @@ On interrupt it lets in-flight messages finish and commits them.`,
 	}
 	cmd.Flags().StringVar(&opts.StateDir, "state", "", "state directory (default $FN_STATE or ~/.local/state/microfn)")
 	cmd.Flags().StringVar(&opts.Brokers, "brokers", "", "Kafka brokers host:port,... (default $FN_BROKERS, else the embedded broker)")
+	addKafkaFlags(cmd.Flags(), &opts.Kafka)
 	cmd.Flags().StringVar(&opts.BrokerListen, "broker-listen", daemon.DefaultBrokerListen, "address of the embedded broker")
 	cmd.Flags().BoolVar(&opts.BrokerSync, "sync", false, "embedded broker: fsync every produced batch and commit (survives power loss; slower)")
 	cmd.Flags().StringVar(&opts.Listen, "listen", daemon.DefaultListen, "address of the API")
@@ -83,9 +85,21 @@ func runUp(ctx context.Context, opts UpOptions) error {
 	case os.Getenv(kafka.EnvBrokers) != "":
 		from = kafka.EnvBrokers
 	}
+	settings, err := kafkaSettings(opts.Kafka)
+	if err != nil {
+		return err
+	}
+	conn, err := kafkaConn(opts.Kafka, opts.IO.Err)
+	if err != nil {
+		return err
+	}
+	brokers := cmp.Or(opts.Brokers, os.Getenv(kafka.EnvBrokers))
 	cfg := daemon.Config{
-		StateDir:     opts.StateDir,
-		Brokers:      cmp.Or(opts.Brokers, os.Getenv(kafka.EnvBrokers)),
+		StateDir: opts.StateDir,
+		Brokers:  brokers,
+		Kafka:    conn,
+		FunctionKafkaEnv: append([]string{kafka.EnvBrokers + "=" + cmp.Or(brokers, opts.BrokerListen)},
+			settings.Env(os.Getenv)...),
 		BrokerListen: opts.BrokerListen,
 		BrokerSync:   opts.BrokerSync,
 		Listen:       opts.Listen,
@@ -93,12 +107,12 @@ func runUp(ctx context.Context, opts UpOptions) error {
 		Logger:       slog.New(slog.NewTextHandler(opts.IO.Err, nil)),
 		OnReady:      func(r daemon.Ready) { fmt.Fprintln(opts.IO.Err, readyLine(r, from)) },
 	}
-	err := daemon.Run(ctx, cfg)
+	err = daemon.Run(ctx, cfg)
 	var ce *daemon.ConfigError
 	switch {
 	case errors.As(err, &ce):
 		return usageError{err}
-	case err != nil && from != "" && errors.Is(err, sarama.ErrOutOfBrokers):
+	case err != nil && from != "" && errors.Is(err, kafka.ErrUnreachable):
 		return fmt.Errorf("%w (no embedded broker: %s)", err, noEmbedded(from))
 	}
 	return err
@@ -121,6 +135,9 @@ func readyLine(r daemon.Ready, from string) string {
 		fmt.Fprintf(&sb, "embedded broker on %s", strings.Join(r.Broker.Addrs, ","))
 	} else {
 		fmt.Fprintf(&sb, "Kafka at %s", strings.Join(r.Broker.Addrs, ","))
+		if s := r.Broker.Security; s != "" && s != "plaintext" {
+			fmt.Fprintf(&sb, " over %s", s)
+		}
 		if from != "" {
 			fmt.Fprintf(&sb, " (from %s)", from)
 		}

@@ -59,6 +59,13 @@ type Config struct {
 	// Brokers is the Kafka to use, "host:port,..."; empty runs the
 	// embedded broker.
 	Brokers string
+	// Kafka is how to connect to Brokers (TLS, SASL); nil is plaintext.
+	// Unused without Brokers: the embedded broker is plaintext on loopback.
+	Kafka *kafka.Conn
+	// FunctionKafkaEnv is the environment (FN_BROKERS and the connection's
+	// FN_* settings) given to the function processes of deployments that
+	// ask for it (restarter.Spec.KafkaEnv).
+	FunctionKafkaEnv []string
 	// BrokerListen is where the embedded broker listens; default
 	// DefaultBrokerListen. Unused with Brokers.
 	BrokerListen string
@@ -129,6 +136,8 @@ func (c Config) validate() error {
 		if _, err := kafka.ParseBrokers(c.Brokers); err != nil {
 			return &ConfigError{err}
 		}
+	} else if c.Kafka != nil {
+		return configErrorf("TLS or SASL settings (%s) need --brokers: the embedded broker is plaintext on loopback", c.Kafka)
 	} else if _, _, err := net.SplitHostPort(c.BrokerListen); err != nil {
 		return configErrorf("broker listen address %q: want host:port", c.BrokerListen)
 	}
@@ -233,7 +242,8 @@ func start(ctx context.Context, cfg Config, st *stateDir) (*daemon, error) {
 	} else {
 		d.brokers, _ = kafka.ParseBrokers(cfg.Brokers) // validated
 	}
-	eng, err := cfg.newEngine(restarter.Config{Brokers: d.brokers, LogDir: st.logDir(), Logger: d.log})
+	eng, err := cfg.newEngine(restarter.Config{Brokers: d.brokers, Kafka: cfg.Kafka, FunctionKafkaEnv: cfg.FunctionKafkaEnv,
+		LogDir: st.logDir(), Logger: d.log})
 	if err != nil {
 		if d.broker != nil {
 			d.broker.Close()
@@ -343,6 +353,9 @@ type BrokerInfo struct {
 	// Kind is "embedded" or "external".
 	Kind  string   `json:"kind"`
 	Addrs []string `json:"addrs"`
+	// Security is how the daemon connects: "plaintext", or TLS and the
+	// SASL mechanism and user (never a password).
+	Security string `json:"security"`
 	// Reachable: at least one address accepted a TCP connection, which is
 	// all a Kafka client needs to bootstrap.
 	Reachable bool `json:"reachable"`
@@ -353,7 +366,7 @@ func (d *daemon) brokerInfo(ctx context.Context) BrokerInfo {
 	if d.broker != nil {
 		kind = "embedded"
 	}
-	return BrokerInfo{Kind: kind, Addrs: d.brokers, Reachable: reachable(ctx, d.brokers)}
+	return BrokerInfo{Kind: kind, Addrs: d.brokers, Security: d.cfg.Kafka.String(), Reachable: reachable(ctx, d.brokers)}
 }
 
 // reachable dials every address at once, each for at most a second.

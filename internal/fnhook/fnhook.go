@@ -8,6 +8,8 @@ import (
 
 	"github.com/microfn/microfn/codec"
 	"github.com/microfn/microfn/internal/delivery"
+	"github.com/microfn/microfn/internal/kconn"
+	"github.com/microfn/microfn/internal/kwire"
 )
 
 // Subscriber is a declared subscriber's settings.
@@ -24,6 +26,10 @@ type Subscriber struct {
 var (
 	// Describe returns the settings of f, an *fn.Func.
 	Describe func(f any) Subscriber
+	// TLSDialer, set by package fn/secure, opens TLS connections for a
+	// standalone run's Kafka client (kwire). Nil: this binary has no TLS,
+	// which package fn links only when a function imports fn/secure.
+	TLSDialer func(kconn.Settings) (kwire.Dialer, error)
 	// Invoke runs f's handler (f an *fn.Func) once on m (an *fn.Message)
 	// under f's timeout.
 	Invoke func(ctx context.Context, f, m any) delivery.Result

@@ -2,7 +2,8 @@
 # A single-node Apache Kafka (KRaft: broker and controller in one JVM) for
 # microfn's tests, from Maven Central, with no Docker.
 #
-#   tests/kafka/kafka.sh start DIR [KEY=VALUE...]   format DIR, start Kafka on free
+#   tests/kafka/kafka.sh start DIR [--sasl-ssl PEM] [--add-scram SPEC]... [KEY=VALUE...]
+#                                                   format DIR, start Kafka on free
 #                                                   loopback ports, wait until it
 #                                                   answers, print its bootstrap
 #                                                   address as the last line
@@ -23,6 +24,14 @@
 # auto.create.topics.enable=false). DIR keeps the data (DIR/data), the log
 # (DIR/kafka.log), the pid and the address (DIR/bootstrap). Starting a DIR
 # whose Kafka runs prints its address again.
+#
+# --sasl-ssl PEM adds a second listener, SASL_SSL on another free port, whose
+# TLS key and certificate chain are the PEM file PEM, offering SASL PLAIN,
+# SCRAM-SHA-256 and SCRAM-SHA-512; its address goes to DIR/bootstrap-sasl-ssl.
+# PLAIN's users are KEY=VALUE settings (listener.name.sasl_ssl.plain.sasl.jaas.config);
+# --add-scram 'SCRAM-SHA-512=[name=alice,password=...]' creates a SCRAM user
+# when DIR is formatted (kafka-storage format --add-scram). The inter-broker
+# and controller listeners stay plaintext.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,7 +39,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
 usage() {
-	echo "usage: kafka.sh start DIR [KEY=VALUE...] | kafka.sh stop DIR | kafka.sh test [GO TEST ARGS...]" >&2
+	echo "usage: kafka.sh start DIR [--sasl-ssl PEM] [--add-scram SPEC]... [KEY=VALUE...] | kafka.sh stop DIR | kafka.sh test [GO TEST ARGS...]" >&2
 	exit 2
 }
 
@@ -88,6 +97,15 @@ start() {
 		cat "$dir/bootstrap"
 		return
 	fi
+	local pem="" scram=()
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--sasl-ssl) [ $# -ge 2 ] || usage; pem=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
+		--add-scram) [ $# -ge 2 ] || usage; scram+=(--add-scram "$2"); shift 2 ;;
+		*) break ;;
+		esac
+	done
+	[ -z "$pem" ] || [ -f "$pem" ] || die "no PEM file $pem"
 	local extra
 	for extra in "$@"; do
 		[[ $extra == *=* ]] || die "bad setting $extra: want KEY=VALUE"
@@ -106,33 +124,50 @@ start() {
 	EOF
 	local try
 	for try in 1 2 3; do
-		local port cport
+		local port cport sport=""
 		if [ "$try" = 1 ] && [ -f "$dir/data/meta.properties" ] && [ -f "$dir/server.properties" ]; then
 			# A restart: the controller's address is part of the formatted
 			# quorum, so keep the ports of the first start.
-			port=$(sed -n 's|^advertised.listeners=PLAINTEXT://127.0.0.1:||p' "$dir/server.properties")
+			port=$(sed -n 's|^advertised.listeners=PLAINTEXT://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/server.properties")
 			cport=$(sed -n 's|^controller.quorum.bootstrap.servers=127.0.0.1:||p' "$dir/server.properties")
+			sport=$(sed -n 's|^advertised.listeners=.*SASL_SSL://127.0.0.1:\([0-9]*\).*|\1|p' "$dir/server.properties")
 		else
 			port=$(free_port)
 			cport=$(free_port)
 		fi
 		[ "$port" != "$cport" ] || continue
+		local listeners="PLAINTEXT://127.0.0.1:$port" protocols="PLAINTEXT:PLAINTEXT"
+		if [ -n "$pem" ]; then
+			[ -n "$sport" ] || sport=$(free_port)
+			[ "$sport" != "$port" ] && [ "$sport" != "$cport" ] || continue
+			listeners+=",SASL_SSL://127.0.0.1:$sport" protocols+=",SASL_SSL:SASL_SSL"
+		fi
 		{
 			cat "$here/server.properties"
 			echo
 			echo "# Added by kafka.sh"
-			echo "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
-			echo "advertised.listeners=PLAINTEXT://127.0.0.1:$port"
-			echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+			echo "listeners=$listeners,CONTROLLER://127.0.0.1:$cport"
+			echo "advertised.listeners=$listeners"
+			echo "listener.security.protocol.map=$protocols,CONTROLLER:PLAINTEXT"
+			echo "inter.broker.listener.name=PLAINTEXT"
 			echo "controller.quorum.bootstrap.servers=127.0.0.1:$cport"
 			echo "log.dirs=$dir/data"
+			if [ -n "$pem" ]; then
+				echo "listener.name.sasl_ssl.ssl.keystore.type=PEM"
+				echo "listener.name.sasl_ssl.ssl.keystore.location=$pem"
+				echo "listener.name.sasl_ssl.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+				echo "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+				echo "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+				# PLAIN's users are in its JAAS line: none unless a setting below names them.
+				echo "listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required;"
+			fi
 			printf '%s\n' "$@"
 		} >"$dir/server.properties"
 		local java=(java -Xms1g -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
 			"-Dlog4j2.configurationFile=$dir/log4j2.properties" -cp "$cp")
 		if [ ! -f "$dir/data/meta.properties" ]; then
 			"${java[@]}" kafka.tools.StorageTool format --standalone -t "$(cluster_id)" \
-				-c "$dir/server.properties" >"$dir/format.log" 2>&1 ||
+				-c "$dir/server.properties" "${scram[@]}" >"$dir/format.log" 2>&1 ||
 				{ cat "$dir/format.log" >&2; die "formatting $dir/data failed"; }
 		fi
 		: >"$dir/kafka.log"
@@ -141,9 +176,11 @@ start() {
 		setsid "${java[@]}" kafka.Kafka "$dir/server.properties" >"$dir/kafka.out" 2>&1 </dev/null &
 		echo $! >"$dir/kafka.pid"
 		echo "127.0.0.1:$port" >"$dir/bootstrap"
+		if [ -n "$sport" ]; then echo "127.0.0.1:$sport" >"$dir/bootstrap-sasl-ssl"; fi
 		local deadline=$((SECONDS + 180))
 		while running "$dir"; do
-			if grep -q "Kafka Server started" "$dir/kafka.log" && ! port_free "$port"; then
+			if grep -q "Kafka Server started" "$dir/kafka.log" && ! port_free "$port" &&
+				{ [ -z "$sport" ] || ! port_free "$sport"; }; then
 				echo "kafka.sh: Apache Kafka $(kafka_version "$cp") in $dir" >&2
 				cat "$dir/bootstrap"
 				return
