@@ -20,7 +20,7 @@
 // A handler returning nil acknowledges its message: the events it passed
 // to Emit are published, then the message is committed. A non-nil error,
 // a panic or a timeout is a failed attempt: the message is tried again
-// after a backoff (200ms, doubling, at most 30s) until it has had
+// after a backoff (200ms, doubling, at most 30s, jittered) until it has had
 // MaxAttempts attempts, then it goes to the dead-letter topic. An error
 // wrapped with Permanent, or a payload the codec cannot decode, goes to
 // the dead-letter topic at once. A failed attempt emits nothing. If the

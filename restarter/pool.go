@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/microfn/microfn/internal/backoff"
 	"github.com/microfn/microfn/internal/delivery"
 	"github.com/microfn/microfn/internal/pipe"
 )
@@ -38,17 +39,10 @@ type realClock struct{}
 func (realClock) Now() time.Time                         { return time.Now() }
 func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-// Crash-loop backoff: a process that dies before it is ready is replaced
-// after crashBackoffMin, doubling per consecutive crash up to
-// crashBackoffMax.
-const (
-	crashBackoffMin = 100 * time.Millisecond
-	crashBackoffMax = 30 * time.Second
-)
-
-func crashBackoff(crashes int) time.Duration {
-	return min(crashBackoffMin<<min(crashes-1, 10), crashBackoffMax)
-}
+// crashBackoff is the crash loop's: a process that dies before it is
+// ready is replaced after 100ms, doubling per consecutive crash up to
+// 30s, jittered.
+var crashBackoff = backoff.Policy{Min: 100 * time.Millisecond, Max: 30 * time.Second}
 
 // pool keeps a deployment's warm processes: started ahead of time, each
 // blocked waiting for its one message. A process taken for a message is
@@ -282,11 +276,11 @@ func (p *pool) failed(err error) {
 	p.starting--
 	p.restarts++
 	p.crashes++
-	backoff := crashBackoff(p.crashes)
-	p.retryAt = p.clock.Now().Add(backoff)
-	p.reason = fmt.Sprintf("%v; restarting in %v", err, backoff.Round(time.Millisecond))
+	wait := crashBackoff.Wait(p.crashes)
+	p.retryAt = p.clock.Now().Add(wait)
+	p.reason = fmt.Sprintf("%v; restarting in %v", err, wait.Round(time.Millisecond))
 	p.mu.Unlock()
-	p.log.Warn("function process failed to start", "err", err, "backoff", backoff)
+	p.log.Warn("function process failed to start", "err", err, "backoff", wait)
 	p.wake()
 }
 

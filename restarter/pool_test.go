@@ -104,8 +104,8 @@ func TestPoolCrashLoopBacksOffDoublingThenRecovers(t *testing.T) {
 	defer p.stop()
 
 	for i, want := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond} {
-		if got := clk.nextWait(t); got != want {
-			t.Fatalf("backoff after crash %d = %v, want %v", i+1, got, want)
+		if got := clk.nextWait(t); got > want || got < want/2 {
+			t.Fatalf("backoff after crash %d = %v, want %v less at most half of it (jitter)", i+1, got, want)
 		}
 		if warm, _, state, reason := p.state(); warm != 0 || state != "paused" || !strings.Contains(reason, "boom") {
 			t.Fatalf("after crash %d: warm %d, state %q, reason %q; want paused with the last line of output", i+1, warm, state, reason)
@@ -130,9 +130,9 @@ func TestPoolCrashLoopBacksOffDoublingThenRecovers(t *testing.T) {
 
 func TestCrashBackoffIsCapped(t *testing.T) {
 	for crashes, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond,
-		9: 25600 * time.Millisecond, 10: crashBackoffMax, 1000: crashBackoffMax} {
-		if got := crashBackoff(crashes); got != want {
-			t.Errorf("crashBackoff(%d) = %v, want %v", crashes, got, want)
+		9: 25600 * time.Millisecond, 10: 30 * time.Second, 1000: 30 * time.Second} {
+		if got := crashBackoff.Ceiling(crashes); got != want {
+			t.Errorf("crash backoff after %d crashes at most %v, want %v", crashes, got, want)
 		}
 	}
 }
@@ -286,8 +286,8 @@ func TestPoolDoesNotGrowInACrashLoop(t *testing.T) {
 	defer cancel()
 	go p.run(ctx)
 	defer p.stop()
-	if got := clk.nextWait(t); got != crashBackoffMin {
-		t.Fatalf("backoff %v after the first crash, want %v", got, crashBackoffMin)
+	if got, want := clk.nextWait(t), crashBackoff.Ceiling(1); got > want || got < want/2 {
+		t.Fatalf("backoff %v after the first crash, want %v less at most half of it (jitter)", got, want)
 	}
 	got := make(chan process)
 	go func() { got <- p.take(func() bool { return false }, 5) }()

@@ -34,6 +34,8 @@ package delivery
 import (
 	"errors"
 	"time"
+
+	"github.com/microfn/microfn/internal/backoff"
 )
 
 // Failure is the kind of a failed attempt. Its value is the fn_failure
@@ -186,17 +188,13 @@ func Decide(r Result, attempt, maxAttempts int) Action {
 }
 
 // Backoff is the wait before the attempt that follows failed failed
-// attempts: 200ms doubling, capped at 30s.
-func Backoff(failed int) time.Duration {
-	if failed < 1 {
-		return 0
-	}
-	d := 200 * time.Millisecond
-	for i := 1; i < failed && d < MaxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, MaxBackoff)
-}
+// attempts, drawn from RetryBackoff: 200ms doubling, capped at 30s, each
+// wait between half and all of that (jitter), so that messages that
+// failed together are not all tried again at the same moment.
+func Backoff(failed int) time.Duration { return RetryBackoff.Wait(failed) }
+
+// RetryBackoff is the policy of Backoff.
+var RetryBackoff = backoff.Policy{Min: 200 * time.Millisecond, Max: MaxBackoff}
 
 // MaxBackoff caps Backoff.
 const MaxBackoff = 30 * time.Second
