@@ -61,18 +61,11 @@ func runChild(f *Func, spec string, stderr io.Writer) int {
 	return fnproto.ExitOK
 }
 
-// outcomeFrame is r as the restarter reads it. A panic's stack goes to
-// the function's log (stderr), not into the frame.
+// outcomeFrame is r as the restarter reads it; the restarter decides
+// what follows. A panic's stack goes to the function's log (stderr), not
+// into the frame.
 func outcomeFrame(r delivery.Result, stderr io.Writer) *pipe.Outcome {
 	o := &pipe.Outcome{Failure: string(r.Failure)}
-	switch {
-	case r.OK():
-		o.Outcome = pipe.OutcomeAck
-	case r.Failure.Retryable():
-		o.Outcome = pipe.OutcomeRetry
-	default:
-		o.Outcome = pipe.OutcomeDeadLetter
-	}
 	if r.Err != nil {
 		o.Error = r.Err.Error()
 		var pe *panicError

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"sync"
 	"time"
@@ -128,6 +129,12 @@ func (f *Func) payloadCodec() codec.Codec {
 		return codec.Raw
 	}
 	return f.spec.codec
+}
+
+// policy is what the subscriber's options say about carrying out its
+// messages' attempts.
+func (f *Func) policy(log *slog.Logger) delivery.Policy {
+	return delivery.Policy{Function: f.name, DeadLetter: f.spec.deadLetter, MaxAttempts: f.spec.maxAttempts, Log: log}
 }
 
 // Err reports what is wrong with the declaration, or nil.

@@ -103,48 +103,42 @@ type server struct {
 var errStopping = errors.New("fn.Serve: stopping before the message was finished")
 
 // handle runs one message to its end: acknowledged, dead-lettered, or,
-// when ctx ends first, left for redelivery.
+// when ctx ends first, left for redelivery. Its attempts run in place,
+// one after the other.
 func (s *server) handle(ctx context.Context, m *Message) error {
 	m.Topic = s.f.topic
-	log := s.log.With("partition", m.Partition, "offset", m.Offset)
 	for attempt := 1; ; attempt++ {
 		m.Attempt = attempt
 		r := s.f.invoke(context.WithoutCancel(ctx), m)
-		action := delivery.Decide(r, attempt, s.f.spec.maxAttempts)
-		if action == delivery.Ack {
-			err := delivery.Publish(ctx, r.Events, s.send, func(err error, wait time.Duration) {
-				log.Warn("publishing the handler's events failed; publishing them again", "err", err, "retry_in", wait)
-			})
-			if err == nil {
-				return nil
-			}
-			if !errors.Is(err, delivery.ErrRefused) {
-				return fmt.Errorf("%w: %v", errStopping, err)
-			}
-			r, action = delivery.Failed(delivery.FailurePublish, fmt.Errorf("publish the handler's events: %w", err)), delivery.DeadLetter
-		}
-		if action == delivery.Retry {
-			log.Warn("attempt failed; will retry", "attempt", attempt, "failure", r.Failure, "err", r.Err)
-			select {
-			case <-time.After(delivery.Backoff(attempt)):
-				continue
-			case <-ctx.Done():
-				return errStopping
-			}
-		}
-		dl := delivery.NewDeadLetter(s.f.spec.deadLetter, s.f.name, deliveryMessage(m), attempt, r, time.Now())
-		if err := delivery.PublishDeadLetter(ctx, dl, s.send, func(err error, wait time.Duration) {
-			log.Error("dead-letter publish failed; not committing", "dlq", dl.Topic, "err", err, "retry_in", wait)
-		}); err != nil {
+		out, err := delivery.Carry(ctx, s, s.f.policy(s.log), delivery.Attempt{Message: deliveryMessage(m), Number: attempt, Result: r})
+		if err != nil {
 			return fmt.Errorf("%w: %v", errStopping, err)
 		}
-		log.Warn("dead-lettered", "dlq", dl.Topic, "attempt", attempt, "failure", r.Failure, "err", r.Err)
-		return nil
+		if out.Action != delivery.Retry {
+			return nil
+		}
 	}
 }
 
-// send is a delivery.SendFunc over the broker's one-record Send.
-func (s *server) send(ctx context.Context, records []delivery.Record) ([]delivery.Record, error) {
+// Finish leaves the commit to Consume, which commits a message whose
+// handle returned nil.
+func (s *server) Finish(context.Context) error { return nil }
+
+// Retry waits out the backoff in place: the next attempt runs when Retry
+// returns.
+func (s *server) Retry(ctx context.Context, _ int, wait time.Duration) error {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return errStopping
+	}
+}
+
+// Send is a delivery.SendFunc over the broker's one-record Send.
+func (s *server) Send(ctx context.Context, records []delivery.Record) ([]delivery.Record, error) {
 	for i, r := range records {
 		if err := s.b.Send(context.WithoutCancel(ctx), Record(r)); err != nil {
 			if isPermanent(err) {

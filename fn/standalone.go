@@ -115,11 +115,17 @@ type oneShot struct {
 	f   *Func
 	s   session
 	log *slog.Logger
+	m   *Message
+	// done are the offsets above the committed one that the restarter
+	// finished, as the commit metadata recorded them: every commit keeps
+	// them, so that nobody runs them again.
+	done []attempts.Range
 }
 
-// handle runs m's attempt and carries out what delivery decides. A signal
-// (ctx) while the handler runs lets it finish and commit; it only cuts
-// short the waits: a retry's backoff and publishing again.
+// handle runs m's attempt and carries out what delivery decides, as the
+// delivery.Host of m. A signal (ctx) while the handler runs lets it
+// finish and commit; it only cuts short the waits: a retry's backoff and
+// publishing again.
 func (o *oneShot) handle(ctx context.Context, m *Message) int {
 	committed, meta, err := o.s.Committed(m.Partition)
 	if err != nil {
@@ -132,31 +138,22 @@ func (o *oneShot) handle(ctx context.Context, m *Message) int {
 		// records that are gone, whose offsets new records reuse.
 		meta = ""
 	}
-	// Offsets the restarter finished above its watermark stay recorded in
-	// our commits, so that nobody runs them again.
-	done := attempts.DecodeDone(meta)
-	if attempts.Covers(done, m.Offset) {
-		if err := o.s.Commit(m.Partition, m.Offset+1, attempts.Encode(nil, done)); err != nil {
-			o.log.Error("commit", "err", err)
+	o.m, o.done = m, attempts.DecodeDone(meta)
+	if attempts.Covers(o.done, m.Offset) {
+		if err := o.Finish(ctx); err != nil {
 			return fnproto.ExitBroker
 		}
 		o.log.Info("already handled; committed")
 		return fnproto.ExitOK
 	}
 	prev, _ := attempts.Find(attempts.Decode(meta), m.Offset)
-	failed := prev.Failures()
+	next := delivery.Resume(prev, o.f.spec.maxAttempts)
+	m.Attempt = next.Next
 	var r delivery.Result
-	action := delivery.Retry
-	if prev.Running {
-		// A run before this one started an attempt and never recorded
-		// how it ended: its process died. That attempt failed.
-		m.Attempt = failed
-		r = delivery.Failed(delivery.FailureCrash, fmt.Errorf("the run of attempt %d ended before it reported an outcome", failed))
-		action = delivery.Decide(r, m.Attempt, o.f.spec.maxAttempts)
-	}
-	log := o.log
-	if action == delivery.Retry {
-		if wait := time.Until(prev.Last.Add(delivery.Backoff(failed))); failed > 0 && wait > 0 {
+	if next.Crashed != nil {
+		r = *next.Crashed
+	} else {
+		if wait := time.Until(next.At); wait > 0 {
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():
@@ -164,58 +161,49 @@ func (o *oneShot) handle(ctx context.Context, m *Message) int {
 				return fnproto.ExitInterrupted
 			}
 		}
-		m.Attempt = failed + 1
 		// Record the attempt before it runs: if the handler takes the
 		// process down, the next run counts it as failed.
-		running := attempts.Entry{Offset: m.Offset, Failed: failed, Last: time.Now(), Running: true}
-		if err := o.s.Commit(m.Partition, m.Offset, attempts.Encode([]attempts.Entry{running}, done)); err != nil {
+		running := attempts.Entry{Offset: m.Offset, Failed: m.Attempt - 1, Last: time.Now(), Running: true}
+		if err := o.s.Commit(m.Partition, m.Offset, attempts.Encode([]attempts.Entry{running}, o.done)); err != nil {
 			o.log.Error("record the attempt", "err", err)
 			return fnproto.ExitBroker
 		}
 		r = o.f.invoke(context.Background(), m)
-		log = o.log.With("attempt", m.Attempt, "duration", r.Duration.Round(time.Microsecond))
-		action = delivery.Decide(r, m.Attempt, o.f.spec.maxAttempts)
 	}
-
-	if action == delivery.Ack {
-		err := delivery.Publish(ctx, r.Events, o.s.Send, func(err error, wait time.Duration) {
-			log.Warn("publishing the handler's events failed; publishing them again", "err", err, "retry_in", wait)
-		})
-		switch {
-		case err == nil:
-			if err := o.s.Commit(m.Partition, m.Offset+1, attempts.Encode(nil, done)); err != nil {
-				log.Error("commit", "err", err)
-				return fnproto.ExitBroker
-			}
-			log.Info("acked", "events", len(r.Events))
-			return fnproto.ExitOK
-		case errors.Is(err, delivery.ErrRefused):
-			r, action = delivery.Failed(delivery.FailurePublish, fmt.Errorf("publish the handler's events: %w", err)), delivery.DeadLetter
-		default:
-			log.Error("the handler's events are not published; not committing", "err", err)
-			return fnproto.ExitBroker
-		}
-	}
-	if action == delivery.Retry {
-		meta := attempts.Encode([]attempts.Entry{{Offset: m.Offset, Failed: m.Attempt, Last: time.Now()}}, done)
-		if err := o.s.Commit(m.Partition, m.Offset, meta); err != nil {
-			log.Error("record the failed attempt", "err", err, "failure", r.Failure, "attempt_err", r.Err)
-			return fnproto.ExitBroker
-		}
-		log.Warn("attempt failed; will retry", "failure", r.Failure, "err", r.Err, "max_attempts", o.f.spec.maxAttempts)
+	out, err := delivery.Carry(ctx, o, o.f.policy(o.log), delivery.Attempt{Message: deliveryMessage(m), Number: m.Attempt, Result: r})
+	switch {
+	case err != nil:
+		return fnproto.ExitBroker
+	case out.Action == delivery.Retry:
 		return fnproto.ExitRetry
+	case out.Action == delivery.Ack:
+		o.log.Info("acked", "attempt", m.Attempt, "duration", r.Duration.Round(time.Microsecond), "events", len(r.Events))
 	}
-	dl := delivery.NewDeadLetter(o.f.spec.deadLetter, o.f.name, deliveryMessage(m), m.Attempt, r, time.Now())
-	if err := delivery.PublishDeadLetter(ctx, dl, o.s.Send, func(err error, wait time.Duration) {
-		log.Error("dead-letter publish failed; not committing", "dlq", dl.Topic, "err", err, "retry_in", wait)
-	}); err != nil {
-		log.Error("the dead letter is not published; not committing", "dlq", dl.Topic, "err", err)
-		return fnproto.ExitBroker
-	}
-	if err := o.s.Commit(m.Partition, m.Offset+1, attempts.Encode(nil, done)); err != nil {
-		log.Error("commit after dead-lettering", "err", err)
-		return fnproto.ExitBroker
-	}
-	log.Warn("dead-lettered", "dlq", dl.Topic, "reason", dl.Headers[delivery.HeaderReason], "err", r.Err)
 	return fnproto.ExitOK
+}
+
+// Send stores records; see delivery.Host.
+func (o *oneShot) Send(ctx context.Context, records []delivery.Record) ([]delivery.Record, error) {
+	return o.s.Send(ctx, records)
+}
+
+// Finish commits the message.
+func (o *oneShot) Finish(context.Context) error {
+	if err := o.s.Commit(o.m.Partition, o.m.Offset+1, attempts.Encode(nil, o.done)); err != nil {
+		o.log.Error("commit", "offset", o.m.Offset, "err", err)
+		return err
+	}
+	return nil
+}
+
+// Retry records the failed attempts without moving the offset: the next
+// run takes the message again and waits out the backoff from the time
+// recorded.
+func (o *oneShot) Retry(_ context.Context, failed int, _ time.Duration) error {
+	meta := attempts.Encode([]attempts.Entry{{Offset: o.m.Offset, Failed: failed, Last: time.Now()}}, o.done)
+	if err := o.s.Commit(o.m.Partition, o.m.Offset, meta); err != nil {
+		o.log.Error("record the failed attempt", "offset", o.m.Offset, "err", err)
+		return err
+	}
+	return nil
 }

@@ -2,7 +2,6 @@ package restarter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,6 +39,9 @@ type deployment struct {
 	log  *slog.Logger
 	logw io.Writer // the functions' output
 	proc runner.Config
+	// policy carries out attempts: the deployment's dead-letter topic and
+	// attempts.
+	policy delivery.Policy
 
 	// client is the consumer's. Commits and offset reads go through the
 	// engine's client instead (offsetClient): on the consumer's
@@ -67,6 +69,7 @@ func newDeployment(e *Engine, s Spec) (*deployment, error) {
 	d := &deployment{e: e, spec: s, parts: map[int32]*partState{}, buffered: make(chan struct{}, maxBuffered),
 		done: make(chan struct{}), lanes: newLanes()}
 	d.log = e.log.With("deployment", s.Name)
+	d.policy = delivery.Policy{Function: s.Name, DeadLetter: s.DeadLetter, MaxAttempts: s.MaxAttempts, Log: d.log}
 	d.logw = io.Discard
 	if e.cfg.LogDir != "" {
 		f, err := os.OpenFile(e.cfg.LogDir+"/"+s.Name+".log", os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
@@ -271,13 +274,9 @@ func (d *deployment) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 				<-d.buffered // finished by the partition's previous owner
 				continue
 			}
-			failed := prev.Failures()
-			it := &item{msg: km, ps: ps, lane: laneOf(d.spec.Order, km.Partition, km.Key), attempt: failed + 1}
-			if prev.Running && delivery.Decide(crashed(failed), failed, d.spec.MaxAttempts) == delivery.DeadLetter {
-				// A standalone run's last attempt died with its process.
-				it.attempt, it.crashed = failed, true
-				d.lanes.add(it)
-			} else if wait := time.Until(prev.Last.Add(delivery.Backoff(failed))); failed > 0 && wait > 0 {
+			next := delivery.Resume(prev, d.spec.MaxAttempts)
+			it := &item{msg: km, ps: ps, lane: laneOf(d.spec.Order, km.Partition, km.Key), attempt: next.Next, crashed: next.Crashed}
+			if wait := time.Until(next.At); wait > 0 && next.Crashed == nil {
 				d.lanes.addAfter(it, wait)
 			} else {
 				d.lanes.add(it)
@@ -308,7 +307,7 @@ func (d *deployment) dispatch() {
 		}
 		var p process
 		switch {
-		case it.crashed:
+		case it.crashed != nil:
 			// Nothing to run: handle dead-letters it.
 		case !d.spec.Plain:
 			if p = d.pool.take(it.ps.isRevoked, d.lanes.runnable()); p == nil {
@@ -325,7 +324,7 @@ func (d *deployment) dispatch() {
 			if p != nil {
 				go p.Stop()
 			}
-			if !it.crashed {
+			if it.crashed == nil {
 				d.pool.release()
 			}
 			d.finish(it)
@@ -337,10 +336,10 @@ func (d *deployment) dispatch() {
 }
 
 // handle runs one attempt of it (in p, or in a plain process it starts)
-// and carries out what delivery decides.
+// and carries out what delivery decides, with it as the delivery.Host.
 func (d *deployment) handle(it *item, p process) {
 	defer d.inflight.Add(-1)
-	if !it.crashed {
+	if it.crashed == nil {
 		// Its place in the pool is held until its outcome is recorded,
 		// so no more messages are in flight than the pool's size.
 		defer d.pool.release()
@@ -350,72 +349,63 @@ func (d *deployment) handle(it *item, p process) {
 	// final commit, or a finished message would be redelivered.
 	defer it.ps.end()
 	m := d.pipeMessage(it)
-	var r delivery.Result
+	a := delivery.Attempt{Message: deliveryMessage(it.msg), Number: it.attempt}
 	switch {
-	case it.crashed:
-		r = crashed(it.attempt)
+	case it.crashed != nil:
+		a.Result = *it.crashed
 	case d.spec.Plain:
-		_, r = runner.RunPlain(d.proc, m)
+		_, a.Result = runner.RunPlain(d.proc, m)
 	default:
 		p.SetLabel(runner.Label(p.Pid(), m))
-		r = p.Run(m)
+		a.Result = p.Run(m)
+		a.Exit = p.Wait // the process's output, for a dead letter, is complete once it has exited
 	}
-	action := delivery.Decide(r, it.attempt, d.spec.MaxAttempts)
-	if action == delivery.Ack {
-		err := delivery.Publish(it.ps.ctx, r.Events, d.e.send, func(err error, wait time.Duration) {
-			d.log.Warn("publishing the function's events failed; publishing them again", "partition", it.msg.Partition,
-				"offset", it.msg.Offset, "err", err, "retry_in", wait)
-		})
-		if err == nil {
-			d.processed.Add(1)
-			it.ps.done(it.msg.Offset)
-			d.commits.soon()
-			d.finish(it)
-			return
-		}
-		if !errors.Is(err, delivery.ErrRefused) {
-			// The partition went elsewhere first: the message is not
-			// committed, and its next owner runs it again.
-			d.log.Warn("partition lost before the function's events were published; the message will run again",
-				"partition", it.msg.Partition, "offset", it.msg.Offset, "err", err)
-			d.finish(it)
-			return
-		}
-		r, action = delivery.Failed(delivery.FailurePublish, fmt.Errorf("publish the function's events: %w", err)), delivery.DeadLetter
+	out, err := delivery.Carry(it.ps.ctx, itemHost{d, it}, d.policy, a)
+	if !out.Result.OK() {
+		d.failed.Add(1)
 	}
-	// Failures only from here: the acknowledged path above stays lean.
-	log := d.log.With("partition", it.msg.Partition, "offset", it.msg.Offset, "attempt", it.attempt)
-	d.failed.Add(1)
-	if action == delivery.Retry {
-		log.Warn("attempt failed; will retry", "failure", r.Failure, "err", r.Err)
-		it.ps.fail(it.msg.Offset, it.attempt)
-		d.commits.soon() // the attempt count must outlive a crash of the restarter
-		wait := delivery.Backoff(it.attempt)
-		it.attempt++
-		d.lanes.retryAfter(it, wait)
-		return
+	switch {
+	case err != nil:
+		// The partition went elsewhere first: the message is not
+		// committed, and its next owner runs it again.
+		d.finish(it)
+	case out.Action == delivery.Ack:
+		d.processed.Add(1)
+		d.finish(it)
+	case out.Action == delivery.DeadLetter:
+		d.deadLettered.Add(1)
+		d.finish(it)
 	}
-	if r.Process == nil && p != nil {
-		r.Process = p.Wait() // the process's output, for the dead letter, is complete once it has exited
-	}
-	dl := delivery.NewDeadLetter(d.spec.DeadLetter, d.spec.Name, deliveryMessage(it.msg), it.attempt, r, time.Now())
-	if err := delivery.PublishDeadLetter(it.ps.ctx, dl, d.e.send, func(err error, wait time.Duration) {
-		log.Error("dead-letter publish failed; not committing", "dlq", dl.Topic, "err", err, "retry_in", wait)
-	}); err != nil {
-		d.finish(it) // the partition went elsewhere: its next owner runs it again
-		return
-	}
-	log.Warn("dead-lettered", "dlq", dl.Topic, "reason", dl.Headers[delivery.HeaderReason], "failure", r.Failure, "err", r.Err)
-	d.deadLettered.Add(1)
-	it.ps.done(it.msg.Offset)
-	d.commits.soon()
-	d.finish(it)
+	// A retried message keeps its lane and buffer slot: Retry queued it.
 }
 
-// crashed is the result of attempt whose process died before it
-// recorded anything, as a standalone run's last entry says.
-func crashed(attempt int) delivery.Result {
-	return delivery.Failed(delivery.FailureCrash, fmt.Errorf("attempt %d ended before it reported an outcome (a standalone run whose process died)", attempt))
+// itemHost is the delivery.Host of a message in the restarter.
+type itemHost struct {
+	d  *deployment
+	it *item
+}
+
+func (h itemHost) Send(ctx context.Context, records []delivery.Record) ([]delivery.Record, error) {
+	return h.d.e.send(ctx, records)
+}
+
+// Finish marks the message finished; the committer commits the
+// partition's watermark once it passes it.
+func (h itemHost) Finish(context.Context) error {
+	h.it.ps.done(h.it.msg.Offset)
+	h.d.commits.soon()
+	return nil
+}
+
+// Retry records the failed attempts for the next commit (the count must
+// outlive a crash of the restarter) and queues the message again after
+// wait, in its lane.
+func (h itemHost) Retry(_ context.Context, failed int, wait time.Duration) error {
+	h.it.ps.fail(h.it.msg.Offset, failed)
+	h.d.commits.soon()
+	h.it.attempt = failed + 1
+	h.d.lanes.retryAfter(h.it, wait)
+	return nil
 }
 
 // pipeMessage is it's attempt as a function process gets it, with its

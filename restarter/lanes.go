@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/microfn/microfn/internal/delivery"
 )
 
 // item is one message on its way through a deployment.
@@ -14,9 +16,10 @@ type item struct {
 	ps      *partState
 	lane    string // ordering lane; "" for none
 	attempt int
-	// crashed: the previous owner's attempt died with its process and
-	// used up the attempts; the message is dead-lettered without a run.
-	crashed bool
+	// crashed, when set, is the result of the previous owner's last
+	// attempt, which died with its process: the message is
+	// dead-lettered without a run.
+	crashed *delivery.Result
 }
 
 // laneOf is the lane of a message under order: messages of one lane run

@@ -42,6 +42,10 @@ type Result struct {
 	// Events are the records the handler emitted; only a successful
 	// attempt has any.
 	Events []fn.Record
+	// DeadLetter is the record a host would publish to the dead-letter
+	// topic when Outcome is DeadLetter: the message with the fn_* headers
+	// naming the failure.
+	DeadLetter *fn.Record
 }
 
 // Run invokes h once with the payload v, on the first attempt, encoded
@@ -50,31 +54,40 @@ type Result struct {
 func Run[T any](h func(context.Context, T) error, v T, opts ...fn.Option) Result {
 	f := fn.New("fntest", "fntest", h, opts...)
 	s := fnhook.Describe(f)
-	if s.Err != nil {
-		return Result{Outcome: DeadLetter, Failure: string(delivery.FailurePermanent), Err: s.Err}
-	}
 	headers := map[string]string{}
 	value, err := s.Codec.Encode(v, headers)
 	if err != nil {
-		return Result{Outcome: DeadLetter, Failure: string(delivery.FailureDecode), Err: fmt.Errorf("fntest: encode payload: %w", err)}
+		return rehearse(s, Message(s.Topic, nil, headers), delivery.Failed(delivery.FailureDecode, fmt.Errorf("fntest: encode payload: %w", err)))
 	}
 	return Invoke(f, Message(s.Topic, value, headers))
 }
 
 // Invoke runs the subscriber f once on m, on attempt m.Attempt (the first
-// when zero), and says what the restarter would do next.
+// when zero), and says what a host would do next. A subscriber declared
+// wrongly fails its attempt for good, with the declaration's error.
 func Invoke(f *fn.Func, m *fn.Message) Result {
 	s := fnhook.Describe(f)
-	if s.Err != nil {
-		return Result{Outcome: DeadLetter, Failure: string(delivery.FailurePermanent), Err: s.Err}
-	}
 	if m.Attempt < 1 {
 		m.Attempt = 1
 	}
-	r := fnhook.Invoke(context.Background(), f, m)
-	res := Result{Outcome: Outcome(delivery.Decide(r, m.Attempt, s.MaxAttempts)), Failure: string(r.Failure), Err: r.Err}
-	for _, e := range r.Events {
+	if s.Err != nil {
+		return rehearse(s, m, delivery.Failed(delivery.FailurePermanent, s.Err))
+	}
+	return rehearse(s, m, fnhook.Invoke(context.Background(), f, m))
+}
+
+// rehearse carries out r as a host would, storing nothing.
+func rehearse(s fnhook.Subscriber, m *fn.Message, r delivery.Result) Result {
+	dm := delivery.Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value, Headers: m.Headers}
+	out := delivery.Rehearse(delivery.Policy{Function: s.Name, DeadLetter: s.DeadLetter, MaxAttempts: s.MaxAttempts},
+		delivery.Attempt{Message: dm, Number: max(m.Attempt, 1), Result: r})
+	res := Result{Outcome: Outcome(out.Action), Failure: string(out.Result.Failure), Err: out.Result.Err}
+	for _, e := range out.Result.Events {
 		res.Events = append(res.Events, fn.Record(e))
+	}
+	if out.DeadLetter != nil {
+		dl := fn.Record(*out.DeadLetter)
+		res.DeadLetter = &dl
 	}
 	return res
 }

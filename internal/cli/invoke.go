@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -114,6 +115,9 @@ type InvokeResult struct {
 	Failure string   `json:"failure,omitempty"`
 	Error   string   `json:"error,omitempty"`
 	Events  []Record `json:"events"`
+	// DeadLetter is the record the restarter would publish to the
+	// dead-letter topic, when Outcome is dead-letter.
+	DeadLetter *Record `json:"dead_letter,omitempty"`
 }
 
 func runInvoke(ctx context.Context, opts InvokeOptions) error {
@@ -135,6 +139,7 @@ func runInvoke(ctx context.Context, opts InvokeOptions) error {
 
 	cfg := runner.Config{Binary: bin, Env: os.Environ(), Plain: opts.Plain, Log: opts.IO.Err}
 	timeout, maxAttempts := delivery.DefaultTimeout, delivery.DefaultMaxAttempts
+	policy := delivery.Policy{Function: filepath.Base(opts.Path), DeadLetter: opts.Topic + delivery.DeadLetterSuffix}
 	if !opts.Plain {
 		m, err := describe(ctx, opts.Path, bin)
 		var ue usageError
@@ -151,6 +156,10 @@ func runInvoke(ctx context.Context, opts InvokeOptions) error {
 			timeout = d
 		}
 		maxAttempts = sub.MaxAttempts
+		policy.Function = sub.Name
+		if sub.DeadLetter != "" {
+			policy.DeadLetter = sub.DeadLetter
+		}
 		cfg.Env = append(cfg.Env, fnproto.EnvSubscriber+"="+sub.Name)
 	}
 	if opts.Timeout > 0 {
@@ -170,12 +179,21 @@ func runInvoke(ctx context.Context, opts InvokeOptions) error {
 	if err != nil {
 		return err
 	}
-	res := InvokeResult{Outcome: delivery.Decide(r, opts.Attempt, maxAttempts).String(), Failure: string(r.Failure), Events: []Record{}}
-	if r.Err != nil {
-		res.Error = r.Err.Error()
+	policy.MaxAttempts = maxAttempts
+	out := delivery.Rehearse(policy, delivery.Attempt{Message: delivery.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Headers: opts.Headers},
+		Number: opts.Attempt, Result: r})
+	res := InvokeResult{Outcome: out.Action.String(), Failure: string(out.Result.Failure), Events: []Record{}}
+	if out.Result.Err != nil {
+		res.Error = out.Result.Err.Error()
+	}
+	if dl := out.DeadLetter; dl != nil {
+		rec := Record{Topic: dl.Topic, Headers: dl.Headers}
+		rec.Key, rec.KeyBase64 = textOrBase64(dl.Key)
+		rec.Value, rec.ValueBase64 = textOrBase64(dl.Value)
+		res.DeadLetter = &rec
 	}
 	var raw [][]byte
-	for _, e := range r.Events {
+	for _, e := range out.Result.Events {
 		rec := Record{Topic: e.Topic, Headers: e.Headers}
 		rec.Key, rec.KeyBase64 = textOrBase64(e.Key)
 		rec.Value, rec.ValueBase64 = textOrBase64(e.Value)

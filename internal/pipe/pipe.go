@@ -32,13 +32,6 @@ const EnvPipe = "FN_PIPE"
 // MaxFrame bounds a frame: larger is a protocol error, not an allocation.
 const MaxFrame = 64 << 20
 
-// Values of Outcome.Outcome.
-const (
-	OutcomeAck        = 0 // the handler succeeded
-	OutcomeRetry      = 1 // a failure another attempt may fix
-	OutcomeDeadLetter = 2 // a failure no attempt can fix
-)
-
 // Frame types.
 const (
 	TypeReady   byte = 'R'
@@ -66,12 +59,11 @@ type Message struct {
 type Header struct{ Key, Value string }
 
 // Outcome is the outcome frame: the result of one attempt. Failure is a
-// delivery.Failure, empty on success; Outcome is what the function judged
-// should follow (an Outcome* constant), for readers of the frame that do
-// not know the delivery rules. The restarter decides from Failure and its
-// own attempt count.
+// delivery.Failure, empty on success. The restarter decides what follows
+// from Failure and its own attempt count. The frame's first field is
+// reserved: written as 0 and ignored when read (protocol 1 had the
+// function's own guess at what follows there, which nobody read).
 type Outcome struct {
-	Outcome int
 	Failure string
 	Error   string
 	Events  []Event
@@ -151,7 +143,7 @@ func EncodeMessage(m *Message) []byte {
 // EncodeOutcome returns o as a frame.
 func EncodeOutcome(o *Outcome) []byte {
 	return frame(TypeOutcome, func(e *enc) {
-		e.varint(int64(o.Outcome))
+		e.varint(0) // reserved
 		e.str(o.Failure)
 		e.str(o.Error)
 		e.varint(int64(len(o.Events)))
@@ -303,7 +295,7 @@ func DecodeMessage(body []byte) (*Message, error) {
 func DecodeOutcome(body []byte) (*Outcome, error) {
 	d := &dec{b: body}
 	o := &Outcome{}
-	o.Outcome = int(d.int32())
+	_ = d.int32() // reserved
 	o.Failure = d.str()
 	o.Error = d.str()
 	n := d.count()

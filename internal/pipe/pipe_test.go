@@ -72,11 +72,9 @@ type outcomeCase struct {
 
 var outcomeCases = []outcomeCase{
 	{name: "zero", in: Outcome{}},
-	{name: "failure", in: Outcome{Outcome: 2, Failure: "retry", Error: "boom: \x00\xff"}},
-	{name: "negative outcome", in: Outcome{Outcome: -1}},
-	{name: "outcome bounds", in: Outcome{Outcome: math.MinInt32, Error: "e"}},
+	{name: "failure", in: Outcome{Failure: "retry", Error: "boom: \x00\xff"}},
 	{name: "empty events", in: Outcome{Events: []Event{}}, want: &Outcome{}},
-	{name: "one event", in: Outcome{Outcome: 1, Events: []Event{
+	{name: "one event", in: Outcome{Events: []Event{
 		{Topic: "out", Key: []byte("k"), Value: []byte("v"), Headers: []Header{{"h", ""}, {"h", "2"}}},
 	}}},
 	{name: "nil and empty event payloads", in: Outcome{Events: []Event{
@@ -86,7 +84,7 @@ var outcomeCases = []outcomeCase{
 		{Topic: "d", Key: []byte{}, Value: nil},
 		{Topic: "", Key: allBytes, Value: allBytes},
 	}}},
-	{name: "many events", in: Outcome{Outcome: math.MaxInt32, Events: manyEvents(300)}},
+	{name: "many events", in: Outcome{Events: manyEvents(300)}},
 }
 
 func manyEvents(n int) []Event {
@@ -181,6 +179,21 @@ func TestOutcomeRoundTrip(t *testing.T) {
 				t.Fatalf("\n got %#v\nwant %#v", got, want)
 			}
 		})
+	}
+}
+
+// A function built against protocol 1 wrote its own guess at what follows
+// (0 ack, 1 retry, 2 dead-letter) in the first field; it is read and
+// ignored.
+func TestOutcomeReservedFieldIsIgnored(t *testing.T) {
+	b := body(t, TypeOutcome, EncodeOutcome(&Outcome{Failure: "error", Error: "boom"}))
+	if b[0] != 0 {
+		t.Fatalf("the reserved field is written as %#x, want 0", b[0])
+	}
+	b[0] = 4 // varint 2
+	got, err := DecodeOutcome(b)
+	if err != nil || got.Failure != "error" || got.Error != "boom" {
+		t.Fatalf("DecodeOutcome = %+v, %v", got, err)
 	}
 }
 
