@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -17,8 +18,8 @@ import (
 
 	"github.com/microfn/microfn/broker"
 	"github.com/microfn/microfn/internal/kafka"
-	"github.com/microfn/microfn/internal/oneshot"
 	"github.com/microfn/microfn/internal/pipe"
+	"github.com/microfn/microfn/internal/runner"
 	"github.com/microfn/microfn/restarter"
 )
 
@@ -67,11 +68,24 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// spawnOne is one function process's life as the restarter lives it.
+// spawnOne is one function process's life as the restarter lives it,
+// started, fed and reaped by the restarter's own runner, in the
+// environment the restarter gives function processes.
 func spawnOne(bin string, value []byte) error {
+	p, err := runner.Start(runner.Config{Binary: bin, Env: append(os.Environ(), runner.FunctionEnv...)})
+	if err != nil {
+		return err
+	}
+	if err := p.Ready(); err != nil {
+		return err
+	}
 	m := &pipe.Message{Topic: "bench", Value: value, Attempt: 1, Deadline: time.Now().Add(time.Minute)}
-	_, err := oneshot.Run(context.Background(), bin, m, nil)
-	return err
+	r := p.Run(m)
+	p.Wait()
+	if !r.OK() {
+		return fmt.Errorf("%s did not acknowledge: %s: %v", bin, r.Failure, r.Err)
+	}
+	return nil
 }
 
 // Throughput publishes n messages to a fresh topic of 4 partitions (the
